@@ -1,0 +1,234 @@
+"""The functional environment protocol of entrolab (gymnax >= 1.0 semantics).
+
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+`reset` and `step` are pure functions of their arguments: they can be `jit`-ed
+and `vmap`-ed over keys, states and params. Static structure (grid size,
+number of integrator sub-steps) lives on the environment object; every
+physical quantity lives in the params struct, so that a sweep over dynamics
+is a `vmap` over params. Methods are not jitted here: the caller composes
+`jax.jit`/`jax.vmap` around them (no `self` as a static argument).
+
+What the base class adds around a system's `step_env`, identically for every
+system, is listed in `Environment.step`: action checks and clipping,
+actuation and observation noise (the perturbations of the robustness study,
+as params so that they can be vmapped), divergence handling (never a NaN),
+time-limit truncation and auto-reset with the final observation kept in
+`info["final_observation"]`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Generic, TypeVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from entrolab.envs.spaces import Box
+
+
+@struct.dataclass
+class EnvState:
+    """Fields every state has. `x` is the physical state (set by each system)."""
+
+    x: jax.Array
+    time: jax.Array | int = 0
+    num_diverged: jax.Array | int = 0  # episodes ended by divergence so far; survives auto-reset
+
+
+@struct.dataclass
+class EnvParams:
+    """Fields every params struct has: the episode and the perturbations.
+
+    Attributes:
+        max_steps_in_episode: time limit (truncation) in control steps.
+        obs_noise_std: std of additive Gaussian noise on every observation, in
+            observation units (the partially observed setting of the main study).
+        action_noise_std: std of additive Gaussian noise on the clipped action,
+            in action units (the applied actuation may leave [-1, 1]).
+        divergence_bound: a state with any |x_i| above this (or non-finite)
+            ends the episode (terminated).
+        cost_cap: per-step cost is capped at this value; a diverging step
+            costs `cost_cap` for itself and every step left in the episode, so
+            that diverging is never better than staying, and is bounded.
+    """
+
+    max_steps_in_episode: int = 200
+    obs_noise_std: float = 0.0
+    action_noise_std: float = 0.0
+    divergence_bound: float = 1e3
+    cost_cap: float = 10.0
+
+
+S = TypeVar("S", bound=EnvState)
+P = TypeVar("P", bound=EnvParams)
+
+
+class Environment(abc.ABC, Generic[S, P]):
+    """Base of every entrolab environment. Subclasses implement the physics."""
+
+    name: str = "environment"
+
+    # ---- to implement -------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def default_params(self) -> P: ...
+
+    @abc.abstractmethod
+    def reset_env(self, key: jax.Array, params: P) -> tuple[jax.Array, S]:
+        """Noise-free initial observation and state."""
+
+    @abc.abstractmethod
+    def step_env(
+        self, key: jax.Array, state: S, action: jax.Array, params: P
+    ) -> tuple[S, jax.Array, dict[str, Any]]:
+        """Advance the physics by one control step.
+
+        Args:
+            action: already clipped to the action space and perturbed.
+        Returns:
+            `(next_state, cost, info)`: the next state with `time` advanced,
+            the non-negative per-step cost (reward = -cost), extra info.
+        """
+
+    @abc.abstractmethod
+    def observe(self, state: S, params: P) -> jax.Array:
+        """Noise-free observation of a (finite) state."""
+
+    @abc.abstractmethod
+    def action_space(self, params: P | None = None) -> Box: ...
+
+    def observation_bound(self, params: P) -> float:
+        """A bound on |obs_i| for noise-free observations (concrete params only)."""
+        return float("inf")
+
+    @abc.abstractmethod
+    def observation_space(self, params: P | None = None) -> Box: ...
+
+    # ---- the protocol ---------------------------------------------------
+    def reset(self, key: jax.Array, params: P | None = None) -> tuple[jax.Array, S]:
+        params = self.default_params if params is None else params
+        key_reset, key_noise = jax.random.split(key)
+        obs, state = self.reset_env(key_reset, params)
+        return self._add_obs_noise(key_noise, obs, params), state
+
+    def step(
+        self, key: jax.Array, state: S, action: jax.Array, params: P | None = None
+    ) -> tuple[jax.Array, S, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """One control step with auto-reset.
+
+        In order: the action is checked (shape, a clear error), made finite
+        and clipped to the action space, perturbed by actuation noise; the
+        physics advances; a non-finite or out-of-bound state terminates the
+        episode with a bounded penalty and is replaced by a finite one;
+        observation noise is added; at the time limit the episode is
+        truncated; on either, the state and observation are those of a fresh
+        reset and the last observation of the episode is in
+        `info["final_observation"]`.
+        """
+        params = self.default_params if params is None else params
+        action = self._check_action(action, params)
+        key_act, key_step, key_obs, key_reset = jax.random.split(key, 4)
+        action = action + params.action_noise_std * jax.random.normal(
+            key_act, action.shape, action.dtype
+        )
+
+        next_state, cost, info = self.step_env(key_step, state, action, params)
+        x = next_state.x
+        diverged = ~jnp.all(jnp.isfinite(x)) | jnp.any(jnp.abs(x) > params.divergence_bound)
+        # Replace a diverged state by a finite one before anything reads it:
+        # gradients through `where` stay finite because the kept branch is finite.
+        safe_x = jnp.where(
+            diverged,
+            jax.lax.stop_gradient(
+                jnp.clip(jnp.nan_to_num(x), -params.divergence_bound, params.divergence_bound)
+            ),
+            x,
+        )
+        next_state = next_state.replace(
+            x=safe_x, num_diverged=state.num_diverged + diverged.astype(jnp.int32)
+        )
+        steps_left = params.max_steps_in_episode - state.time
+        capped_cost = jnp.minimum(jnp.nan_to_num(cost, nan=params.cost_cap), params.cost_cap)
+        reward = -jnp.where(diverged, params.cost_cap * steps_left, capped_cost)
+
+        obs_step = self._add_obs_noise(key_obs, self.observe(next_state, params), params)
+        terminated = diverged
+        truncated = (next_state.time >= params.max_steps_in_episode) & ~terminated
+        done = terminated | truncated
+
+        obs_reset, state_reset = self.reset(key_reset, params)
+        state_reset = state_reset.replace(num_diverged=next_state.num_diverged)
+        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, next_state)
+        obs = jnp.where(done, obs_reset, obs_step)
+        info = {
+            **info,
+            "final_observation": obs_step,
+            "final_x": next_state.x,  # physical state reached, before any auto-reset
+            "diverged": diverged,
+            "num_diverged": next_state.num_diverged,
+            "cost": jnp.where(diverged, params.cost_cap, capped_cost),
+        }
+        return obs, new_state, reward.astype(obs.dtype), terminated, truncated, info
+
+    # ---- helpers ----------------------------------------------------------
+    def _check_action(self, action: jax.Array, params: P) -> jax.Array:
+        space = self.action_space(params)
+        action = jnp.asarray(action)
+        if action.shape != space.shape:
+            raise ValueError(
+                f"{self.name}: action has shape {action.shape}, expected {space.shape} "
+                f"(one env; vmap over a batch)"
+            )
+        if not jnp.issubdtype(action.dtype, jnp.floating):
+            action = action.astype(jnp.float32)
+        return jnp.clip(jnp.nan_to_num(action), space.low, space.high)
+
+    def _add_obs_noise(self, key: jax.Array, obs: jax.Array, params: P) -> jax.Array:
+        return obs + params.obs_noise_std * jax.random.normal(key, obs.shape, obs.dtype)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ControlSystem(Environment[EnvState, P]):
+    """An environment made of a controlled dynamical system x' = F(x, u).
+
+    A system defines its physics through five pure functions of params:
+    `actuation(action) -> u`, `flow(x, u) -> x after one control step`,
+    `stage_cost(x_next, u) -> cost`, `target() -> x*` and
+    `initial_centre() -> x_e`; the initial state is drawn from
+    N(x_e, init_std^2 I). The same functions serve the baselines (the LQR
+    linearises `flow` and takes the Hessian of `stage_cost`) and the analyses.
+    """
+
+    @abc.abstractmethod
+    def actuation(self, action: jax.Array, params: P) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def flow(self, x: jax.Array, u: jax.Array, params: P) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def stage_cost(self, x: jax.Array, u: jax.Array, params: P) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def target(self, params: P) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def initial_centre(self, params: P) -> jax.Array: ...
+
+    def reset_env(self, key, params):
+        centre = self.initial_centre(params)
+        dtype = jnp.result_type(float)
+        x = centre.astype(dtype) + params.init_std * jax.random.normal(key, centre.shape, dtype)
+        state = EnvState(x=x, time=jnp.zeros((), jnp.int32), num_diverged=jnp.zeros((), jnp.int32))
+        return self.observe(state, params), state
+
+    def step_env(self, key, state, action, params):
+        u = self.actuation(action, params)
+        x = self.flow(state.x, u, params)
+        cost = self.stage_cost(x, u, params)  # the state the action leads to
+        return state.replace(x=x, time=state.time + 1), cost, {}

@@ -1,0 +1,1 @@
+"""Figures and reports (matplotlib with the Agg backend; never imported by envs)."""
