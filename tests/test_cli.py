@@ -1,0 +1,27 @@
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from entrolab.cli import app
+
+
+def test_simulate_writes_figures_and_summary(tmp_path):
+    result = CliRunner().invoke(
+        app, ["simulate", "--out", str(tmp_path), "--lorenz-time", "5", "--ks-time", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    for name in ["lorenz_attractor.png", "ks_spacetime.png", "summary.json"]:
+        assert (tmp_path / name).stat().st_size > 1000 or name == "summary.json"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["lorenz"]["finite"] and summary["ks"]["finite"]
+    assert summary["lorenz"]["steps"] == 100
+    assert all(e["max_residual"] < 1e-8 for e in summary["ks_equilibria_L22"].values())
+    traj = np.load(tmp_path / "lorenz_trajectory.npy")
+    assert traj.shape == (101, 3)
+
+
+def test_simulate_rejects_bad_time(tmp_path):
+    result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--ks-time", "0"])
+    assert result.exit_code != 0
+    assert "ks-time" in result.output
