@@ -25,3 +25,13 @@ def test_simulate_rejects_bad_time(tmp_path):
     result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--ks-time", "0"])
     assert result.exit_code != 0
     assert "ks-time" in result.output
+
+
+def test_envs_lists_options_and_refuses_unknown():
+    runner = CliRunner()
+    result = runner.invoke(app, ["envs", "lorenz"])
+    assert result.exit_code == 0, result.output
+    assert "rho" in result.output and "num_substeps" in result.output
+    result = runner.invoke(app, ["envs", "lorentz"])
+    assert result.exit_code == 2
+    assert "unknown environment 'lorentz'" in result.output

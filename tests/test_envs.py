@@ -235,4 +235,4 @@ def test_replace_params_refuses_unknown_and_wrong_shapes():
     with pytest.raises(ValueError, match="unknown param"):
         replace_params(params, "ks", lenght=22.0)
     with pytest.raises(ValueError, match="must have shape"):
-        replace_params(params, "ks", target=np.zeros(32))
+        replace_params(params, "ks", u_target=np.zeros(32))

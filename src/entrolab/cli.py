@@ -65,6 +65,36 @@ def simulate(
     console.print(f"[green]wrote[/green] {out}/lorenz_attractor.png, {out}/ks_spacetime.png, {out}/summary.json")
 
 
+@app.command()
+def envs(name: str = typer.Argument(None, help="Show the options of one environment.")) -> None:
+    """List the registered environments, or the options (static and params) of NAME."""
+    import dataclasses
+
+    import numpy as np
+    from rich.table import Table
+
+    from entrolab.envs import make, registered
+    from entrolab.envs.registry import static_options
+
+    names = registered() if name is None else [name]
+    for env_name in names:
+        try:
+            env, params = make(env_name)
+        except ValueError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from err
+        table = Table(title=f"{env_name}: {type(env).__name__}  (entrolab.envs.make({env_name!r}, **overrides))")
+        for col in ("option", "kind", "default"):
+            table.add_column(col)
+        for opt, default in static_options(type(env)).items():
+            table.add_row(opt, "static", repr(default))
+        for field in dataclasses.fields(params):
+            value = getattr(params, field.name)
+            shown = f"array{tuple(np.shape(value))}" if np.ndim(value) else f"{float(value):g}"
+            table.add_row(field.name, "param", shown)
+        console.print(table)
+
+
 def main() -> None:
     app()
 

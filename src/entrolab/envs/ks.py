@@ -49,8 +49,8 @@ class KSParams(EnvParams):
     obs_scale: float = 1.0
     control_cost: float = 0.1
     init_std: float = 0.1
-    target: jax.Array | None = None  # u*, shape (N,); set by KuramotoSivashinsky.default_params
-    init_centre: jax.Array | None = None  # u_e, shape (N,)
+    u_target: jax.Array | None = None  # u*, shape (N,); set from the equilibrium named `target`
+    u_init: jax.Array | None = None  # u_e, centre of the initial distribution, shape (N,)
     divergence_bound: float = 50.0
     cost_cap: float = 10.0
 
@@ -168,8 +168,8 @@ class KuramotoSivashinsky(ControlSystem[KSParams]):
     def default_params(self) -> KSParams:
         dtype = jnp.result_type(float)
         return KSParams(
-            target=jnp.asarray(self.equilibrium(self.target_name), dtype),
-            init_centre=jnp.asarray(self.equilibrium(self.init_name), dtype),
+            u_target=jnp.asarray(self.equilibrium(self.target_name), dtype),
+            u_init=jnp.asarray(self.equilibrium(self.init_name), dtype),
         )
 
     def grid(self, params: KSParams) -> jax.Array:
@@ -209,13 +209,13 @@ class KuramotoSivashinsky(ControlSystem[KSParams]):
         return jnp.fft.irfft(v, n)
 
     def target(self, params: KSParams) -> jax.Array:
-        return params.target
+        return params.u_target
 
     def initial_centre(self, params: KSParams) -> jax.Array:
-        return params.init_centre
+        return params.u_init
 
     def stage_cost(self, x, u, params):
-        err = x - params.target
+        err = x - params.u_target
         return jnp.mean(err * err) + params.control_cost * jnp.mean(u * u)
 
     def observe(self, state, params):

@@ -39,8 +39,14 @@ def registered() -> list[str]:
     return sorted(REGISTRY)
 
 
+def static_options(cls) -> dict[str, Any]:
+    """The static (shape-defining) options of an environment class and their defaults."""
+    params = inspect.signature(cls.__init__).parameters
+    return {name: p.default for name, p in params.items() if name != "self"}
+
+
 def _static_names(cls) -> set[str]:
-    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+    return set(static_options(cls))
 
 
 def check_params(params: EnvParams, name: str = "env") -> EnvParams:
