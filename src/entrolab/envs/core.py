@@ -63,6 +63,19 @@ class EnvParams:
     cost_cap: float = 10.0
 
 
+def _gaussian_noise(key: jax.Array, std: jax.Array | float, like: jax.Array) -> jax.Array:
+    """std * N(0, I) shaped like `like`; draws nothing when std == 0.
+
+    The `cond` skips the draw in the common case of noise-free, un-batched
+    params (it becomes a select, computing both, when std itself is vmapped).
+    """
+    return jax.lax.cond(
+        jnp.asarray(std) > 0,
+        lambda: std * jax.random.normal(key, like.shape, like.dtype),
+        lambda: jnp.zeros(like.shape, like.dtype),
+    )
+
+
 S = TypeVar("S", bound=EnvState)
 P = TypeVar("P", bound=EnvParams)
 
@@ -132,9 +145,7 @@ class Environment(abc.ABC, Generic[S, P]):
         params = self.default_params if params is None else params
         action = self._check_action(action, params)
         key_act, key_step, key_obs, key_reset = jax.random.split(key, 4)
-        action = action + params.action_noise_std * jax.random.normal(
-            key_act, action.shape, action.dtype
-        )
+        action = action + _gaussian_noise(key_act, params.action_noise_std, action)
 
         next_state, cost, info = self.step_env(key_step, state, action, params)
         x = next_state.x
@@ -188,7 +199,7 @@ class Environment(abc.ABC, Generic[S, P]):
         return jnp.clip(jnp.nan_to_num(action), space.low, space.high)
 
     def _add_obs_noise(self, key: jax.Array, obs: jax.Array, params: P) -> jax.Array:
-        return obs + params.obs_noise_std * jax.random.normal(key, obs.shape, obs.dtype)
+        return obs + _gaussian_noise(key, params.obs_noise_std, obs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

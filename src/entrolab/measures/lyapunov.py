@@ -69,14 +69,15 @@ class LyapunovResult(NamedTuple):
 def uncontrolled_step(env: ControlSystem, params: EnvParams) -> StepFn:
     """Phi(x) = env.flow(x, u=0, params): one control step with zero actuation.
 
-    The zero actuation is `env.actuation(0, params)` so that it has the shape
-    the system expects ((3,) for Lorenz, (N,) forcing for KS).
+    The zero actuation has the shape of `env.actuation(action, params)` (found
+    by `jax.eval_shape`, nothing is computed): (3,) for Lorenz, the (N,)
+    forcing for KS.
     """
 
     def step(x: jax.Array) -> jax.Array:
-        action = jnp.zeros(env.action_space(params).shape, x.dtype)
-        u = jnp.zeros_like(env.actuation(action, params), dtype=x.dtype)
-        return env.flow(x, u, params)
+        action = jax.ShapeDtypeStruct(env.action_space(params).shape, x.dtype)
+        u_shape = jax.eval_shape(lambda a: env.actuation(a, params), action).shape
+        return env.flow(x, jnp.zeros(u_shape, x.dtype), params)
 
     return step
 
@@ -95,6 +96,7 @@ def lyapunov_spectrum_map(
     num_steps: int,
     num_transient: int = 0,
     num_exponents: int | None = None,
+    record_every: int = 1,
 ) -> LyapunovResult:
     """Lyapunov spectrum of the map `step` (time step `dt`) by the QR method.
 
@@ -105,31 +107,36 @@ def lyapunov_spectrum_map(
         num_steps: steps averaged over after the transient (static).
         num_transient: steps of the base trajectory discarded first (static).
         num_exponents: k <= n leading exponents (default: all n).
+        record_every: the running estimate is kept every this many steps
+            (static; must divide num_steps).
 
     Returns:
         `LyapunovResult` with exponents (k,) in decreasing order and running
-        estimates (num_steps, k).
+        estimates (num_steps // record_every, k).
     """
     n = x0.shape[0]
     k = n if num_exponents is None else int(num_exponents)
+    num_records = _num_records(num_steps, record_every)
     x = iterate(step, x0, num_transient)
     jac = jax.jacfwd(step)
-    q0 = jnp.eye(n, k, dtype=x0.dtype)
 
-    def body(carry, _):
+    def qr_step(_, carry):
         x, q, log_sum = carry
         z = jac(x) @ q  # (n, k)
         q, r = jnp.linalg.qr(z)  # reduced QR: q (n, k), r (k, k)
         d = jnp.diagonal(r)
-        sign = jnp.where(d < 0, -1.0, 1.0).astype(q.dtype)
-        q = q * sign[None, :]  # make diag(R) >= 0 (frame continuity)
-        log_sum = log_sum + jnp.log(jnp.abs(d))
-        return (step(x), q, log_sum), log_sum
+        q = q * jnp.where(d < 0, -1.0, 1.0).astype(q.dtype)[None, :]  # diag(R) >= 0
+        return step(x), q, log_sum + jnp.log(jnp.abs(d))
 
+    def body(carry, _):
+        carry = jax.lax.fori_loop(0, record_every, qr_step, carry)
+        return carry, carry[2]
+
+    q0 = jnp.eye(n, k, dtype=x0.dtype)
     (x, _, log_sum), cumulative = jax.lax.scan(
-        body, (x, q0, jnp.zeros(k, x0.dtype)), None, length=num_steps
+        body, (x, q0, jnp.zeros(k, x0.dtype)), None, length=num_records
     )
-    times = dt * jnp.arange(1, num_steps + 1, dtype=x0.dtype)
+    times = dt * record_every * jnp.arange(1, num_records + 1, dtype=x0.dtype)
     return LyapunovResult(log_sum / (num_steps * dt), cumulative / times[:, None], x)
 
 
@@ -140,6 +147,7 @@ def largest_lyapunov_exponent_map(
     dt: float | jax.Array,
     num_steps: int,
     num_transient: int = 0,
+    record_every: int = 1,
 ) -> LyapunovResult:
     """Largest Lyapunov exponent of the map `step` by tangent propagation (jvp).
 
@@ -154,33 +162,42 @@ def largest_lyapunov_exponent_map(
         num_transient: steps discarded first (static); the tangent vector is
             also propagated (and renormalised) during the transient so that
             it is aligned with the leading direction when averaging starts.
+        record_every: the running estimate is kept every this many steps
+            (static; must divide num_steps).
 
     Returns:
-        `LyapunovResult` with exponents () and running estimates (num_steps,).
+        `LyapunovResult` with exponents () and running estimates
+        (num_steps // record_every,).
     """
+    num_records = _num_records(num_steps, record_every)
 
-    def tangent_step(carry):
-        x, v = carry
+    def tangent_step(_, carry):
+        x, v, log_sum = carry
         x_next, w = jax.jvp(step, (x,), (v,))
         norm = jnp.linalg.norm(w)
-        return (x_next, w / norm), jnp.log(norm)
+        return x_next, w / norm, log_sum + jnp.log(norm)
 
-    v0 = v0 / jnp.linalg.norm(v0)
-    carry = (x0, v0)
+    zero = jnp.zeros((), x0.dtype)
+    carry = (x0, v0 / jnp.linalg.norm(v0), zero)
     if num_transient > 0:
-        carry = jax.lax.fori_loop(0, num_transient, lambda _, c: tangent_step(c)[0], carry)
+        x, v, _ = jax.lax.fori_loop(0, num_transient, tangent_step, carry)
+        carry = (x, v, zero)
 
     def body(carry, _):
-        (x, v), log_sum = carry
-        (x, v), log_norm = tangent_step((x, v))
-        log_sum = log_sum + log_norm
-        return ((x, v), log_sum), log_sum
+        carry = jax.lax.fori_loop(0, record_every, tangent_step, carry)
+        return carry, carry[2]
 
-    ((x, _), log_sum), cumulative = jax.lax.scan(
-        body, (carry, jnp.zeros((), x0.dtype)), None, length=num_steps
-    )
-    times = dt * jnp.arange(1, num_steps + 1, dtype=x0.dtype)
+    (x, _, log_sum), cumulative = jax.lax.scan(body, carry, None, length=num_records)
+    times = dt * record_every * jnp.arange(1, num_records + 1, dtype=x0.dtype)
     return LyapunovResult(log_sum / (num_steps * dt), cumulative / times, x)
+
+
+def _num_records(num_steps: int, record_every: int) -> int:
+    if int(num_steps) < 1 or int(record_every) < 1 or int(num_steps) % int(record_every):
+        raise ValueError(
+            f"num_steps ({num_steps}) must be a positive multiple of record_every ({record_every})"
+        )
+    return int(num_steps) // int(record_every)
 
 
 def lyapunov_spectrum(
@@ -190,16 +207,18 @@ def lyapunov_spectrum(
     num_steps: int,
     num_transient: int = 0,
     num_exponents: int | None = None,
+    record_every: int = 1,
 ) -> LyapunovResult:
     """Lyapunov spectrum of the uncontrolled flow of `env` (QR method).
 
     `lyapunov_spectrum_map` applied to Phi(x) = env.flow(x, 0, params) with
     dt = params.dt. `env` and the step counts are static; `params` and `x0`
-    are traced, so `jax.vmap` over x0 (or params) works through a closure,
-    e.g. `jax.vmap(lambda x: lyapunov_spectrum(env, params, x, 10_000))`.
+    are traced, so `jax.vmap` works over x0 (or params), e.g.
+    `jax.vmap(lambda p, x: lyapunov_spectrum(env, p, x, 10_000), in_axes=(None, 0))`.
     """
     return lyapunov_spectrum_map(
-        uncontrolled_step(env, params), x0, params.dt, num_steps, num_transient, num_exponents
+        uncontrolled_step(env, params), x0, params.dt, num_steps, num_transient, num_exponents,
+        record_every,
     )
 
 
@@ -210,14 +229,19 @@ def largest_lyapunov_exponent(
     v0: jax.Array,
     num_steps: int,
     num_transient: int = 0,
+    record_every: int = 1,
 ) -> LyapunovResult:
     """Largest Lyapunov exponent of the uncontrolled flow of `env` (jvp method).
 
     `largest_lyapunov_exponent_map` applied to Phi(x) = env.flow(x, 0, params)
-    with dt = params.dt. For an ensemble, vmap over (x0, v0):
+    with dt = params.dt. For an ensemble, vmap over (x0, v0), with params
+    passed as an argument rather than closed over (closed-over params become
+    constants that XLA folds: slower to compile, and on CPU slower to run):
 
-        jax.jit(jax.vmap(lambda x, v: largest_lyapunov_exponent(env, params, x, v, n, m)))(xs, vs)
+        run = jax.jit(jax.vmap(
+            lambda p, x, v: largest_lyapunov_exponent(env, p, x, v, n, m), in_axes=(None, 0, 0)))
+        result = run(params, xs, vs)  # exponents (B,), running (B, n // record_every)
     """
     return largest_lyapunov_exponent_map(
-        uncontrolled_step(env, params), x0, v0, params.dt, num_steps, num_transient
+        uncontrolled_step(env, params), x0, v0, params.dt, num_steps, num_transient, record_every
     )
