@@ -1,0 +1,1 @@
+"""Agents: networks, the Gaussian policy, and one folder per algorithm."""

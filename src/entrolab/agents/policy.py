@@ -1,0 +1,99 @@
+"""The Gaussian policy of the main study, with its action-bounding scheme.
+
+`policy.apply(params, obs) -> (mean, log_std)` is pure in `params` and `obs`
+(raw observations; the running normalisation is part of `params`), so that
+analysis code can differentiate through it.
+
+Action bounding (`action_bounding`):
+- "clip" (default; as Stable-Baselines3 PPO and the main study): the action
+  u ~ N(mean, std^2) is sampled unbounded and clipped to [-1, 1] by the
+  environment. The log-probability is that of the unclipped Gaussian sample
+  (the clip is treated as part of the environment), and the entropy is the
+  Gaussian's.
+- "tanh": a = tanh(u). The log-probability includes the change of variables
+  -sum log(1 - tanh(u)^2); the entropy bonus is the Gaussian's entropy of u
+  (the squashed distribution's has no closed form), so under "tanh" the bonus
+  rewards spreading u, which tanh then saturates: how actions are bounded
+  changes what the entropy bonus does to the mean network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from entrolab.agents.networks import MLP, gaussian_entropy, gaussian_log_prob, tanh_log_det_jacobian
+from entrolab.agents.running_stats import normalize
+
+BOUNDINGS = ("clip", "tanh")
+
+
+@dataclass(frozen=True)
+class GaussianPolicy:
+    obs_dim: int
+    action_dim: int
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    action_bounding: str = "clip"
+    normalize_observations: bool = True
+
+    def __post_init__(self):
+        if self.action_bounding not in BOUNDINGS:
+            raise ValueError(f"action_bounding must be one of {BOUNDINGS}, got {self.action_bounding!r}")
+
+    @property
+    def mean_net(self) -> MLP:
+        return MLP(tuple(self.hidden_sizes), self.action_dim, self.activation, output_scale=0.01)
+
+    def init(self, key: jax.Array, init_log_std: jax.Array | float = 0.0) -> dict:
+        """Parameters: {"mean_net", "log_std", "obs_norm": {"mean", "var"}}."""
+        dummy = jnp.zeros((self.obs_dim,))
+        return {
+            "mean_net": self.mean_net.init(key, dummy)["params"],
+            "log_std": jnp.full((self.action_dim,), init_log_std, jnp.float32),
+            "obs_norm": {"mean": jnp.zeros((self.obs_dim,)), "var": jnp.ones((self.obs_dim,))},
+        }
+
+    def normalize(self, params: dict, obs: jax.Array) -> jax.Array:
+        if not self.normalize_observations:
+            return obs
+        return normalize(obs, params["obs_norm"]["mean"], params["obs_norm"]["var"])
+
+    def apply_normalized(self, params: dict, nobs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(mean, log_std) from an already normalised observation."""
+        mean = self.mean_net.apply({"params": params["mean_net"]}, nobs)
+        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
+
+    def apply(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(mean, log_std) of the pre-bounding Gaussian for a raw observation."""
+        return self.apply_normalized(params, self.normalize(params, obs))
+
+    # ---- the distribution -------------------------------------------------
+    def bound(self, u: jax.Array) -> jax.Array:
+        """The action the environment receives for a pre-bounding sample u."""
+        return jnp.clip(u, -1.0, 1.0) if self.action_bounding == "clip" else jnp.tanh(u)
+
+    def sample(self, key, mean, log_std) -> tuple[jax.Array, jax.Array]:
+        """(u, log_prob(u)); the env action is `bound(u)`."""
+        u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+        return u, self.log_prob(u, mean, log_std)
+
+    def log_prob(self, u, mean, log_std) -> jax.Array:
+        logp = gaussian_log_prob(u, mean, log_std)
+        if self.action_bounding == "tanh":
+            logp = logp - tanh_log_det_jacobian(u)
+        return logp
+
+    def entropy(self, log_std) -> jax.Array:
+        """Entropy of the pre-bounding Gaussian (the quantity the bonus rewards)."""
+        return gaussian_entropy(log_std)
+
+    def deterministic_action(self, params: dict, obs: jax.Array) -> jax.Array:
+        mean, _ = self.apply(params, obs)
+        return self.bound(mean)
+
+    def stochastic_action(self, key, params: dict, obs: jax.Array) -> jax.Array:
+        mean, log_std = self.apply(params, obs)
+        return self.bound(self.sample(key, mean, log_std)[0])

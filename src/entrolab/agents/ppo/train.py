@@ -1,0 +1,232 @@
+"""PPO as a pure training function of (key, hyperparameters, env params).
+
+    train = make_train(config, env)
+    final_state, metrics = train(key, hparams, env_params)
+    # many agents in one program:
+    jax.jit(jax.vmap(train, in_axes=(0, 0, None)))(keys, stacked_hparams, env_params)
+
+One update = a rollout of `num_steps` in `num_envs` environments (a
+`lax.scan` over a `vmap`), GAE, then `num_epochs` x `num_minibatches`
+gradient steps (nested `lax.scan`s). `train` scans `num_updates` updates;
+`init` and `update` are exposed so that a driver can run chunks of updates
+between progress reports and checkpoints with the same compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from entrolab.agents.networks import MLP
+from entrolab.agents.policy import GaussianPolicy
+from entrolab.agents.ppo.config import PPOConfig, PPOHParams, entropy_coefficient
+from entrolab.agents.ppo.losses import clipped_surrogate, explained_variance, gae
+from entrolab.agents.running_stats import RunningStats, normalize
+from entrolab.envs.core import Environment
+
+
+@struct.dataclass
+class Transition:
+    """One rollout step for every environment; leading axes (T, num_envs)."""
+
+    nobs: jax.Array  # normalised observation the action was chosen from
+    u: jax.Array  # pre-bounding Gaussian sample
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_value: jax.Array  # V(final observation) of the step (used when the episode ended)
+
+
+@struct.dataclass
+class PPOState:
+    params: dict  # {"policy": {"mean_net", "log_std"}, "critic": ...}
+    opt_state: Any
+    obs_stats: RunningStats
+    env_state: Any
+    obs: jax.Array  # raw observations of the current step, (num_envs, obs_dim)
+    episode_return: jax.Array  # running undiscounted return per environment
+    key: jax.Array
+    update_index: jax.Array  # updates done so far
+    init_policy: dict  # the policy's parameters at initialisation (for distance-from-init)
+
+
+def make_optimizer(hp: PPOHParams) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam; the learning rate is injected state."""
+    return optax.chain(
+        optax.clip_by_global_norm(hp.max_grad_norm),
+        optax.inject_hyperparams(optax.adam)(learning_rate=hp.learning_rate, eps=1e-5),
+    )
+
+
+class PPO:
+    """The compiled-program pieces of PPO for one (config, env). Call it to train."""
+
+    def __init__(self, config: PPOConfig, env: Environment, env_params=None):
+        self.config = config
+        self.env = env
+        params = env.default_params if env_params is None else env_params
+        obs_shape = env.observation_space(params).shape
+        act_shape = env.action_space(params).shape
+        if len(obs_shape) != 1 or len(act_shape) != 1:
+            raise ValueError(f"PPO needs flat observations and actions, got {obs_shape} and {act_shape}")
+        self.policy = GaussianPolicy(
+            obs_dim=obs_shape[0],
+            action_dim=act_shape[0],
+            hidden_sizes=tuple(config.hidden_sizes),
+            activation=config.activation,
+            action_bounding=config.action_bounding,
+            normalize_observations=config.normalize_observations,
+        )
+        self.critic = MLP(tuple(config.critic_hidden_sizes or config.hidden_sizes), 1, config.activation)
+
+    # ---- pieces ---------------------------------------------------------------
+    def value(self, critic_params, nobs):
+        return self.critic.apply({"params": critic_params}, nobs)[..., 0]
+
+    def full_policy_params(self, state: PPOState) -> dict:
+        """Policy parameters with the observation statistics, for `policy.apply`."""
+        return {
+            **state.params["policy"],
+            "obs_norm": {"mean": state.obs_stats.mean, "var": state.obs_stats.var},
+        }
+
+    def _normalize(self, stats: RunningStats, obs):
+        if not self.config.normalize_observations:
+            return obs
+        return normalize(obs, stats.mean, stats.var)
+
+    def init(self, key: jax.Array, hp: PPOHParams, env_params) -> PPOState:
+        cfg = self.config
+        k_pol, k_critic, k_env, k_state = jax.random.split(key, 4)
+        full = self.policy.init(k_pol, hp.init_log_std)
+        policy = {"mean_net": full["mean_net"], "log_std": full["log_std"]}
+        critic = self.critic.init(k_critic, jnp.zeros((self.policy.obs_dim,)))["params"]
+        params = {"policy": policy, "critic": critic}
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_env, cfg.num_envs), env_params)
+        return PPOState(
+            params=params,
+            opt_state=make_optimizer(hp).init(params),
+            obs_stats=RunningStats.create((self.policy.obs_dim,), obs.dtype),
+            env_state=env_state,
+            obs=obs,
+            episode_return=jnp.zeros((cfg.num_envs,), jnp.float32),
+            key=k_state,
+            update_index=jnp.zeros((), jnp.int32),
+            init_policy=policy,
+        )
+
+    def _rollout(self, state: PPOState, env_params):
+        cfg = self.config
+        step_env = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))
+
+        def body(carry, key):
+            obs, env_state, stats, ep_ret = carry
+            if cfg.normalize_observations:
+                stats = stats.update(obs)
+            nobs = self._normalize(stats, obs)
+            k_act, k_env = jax.random.split(key)
+            mean, log_std = self.policy.apply_normalized(state.params["policy"], nobs)
+            u, log_prob = self.policy.sample(k_act, mean, log_std)
+            value = self.value(state.params["critic"], nobs)
+            next_obs, env_state, reward, term, trunc, info = step_env(
+                jax.random.split(k_env, cfg.num_envs), env_state, self.policy.bound(u), env_params
+            )
+            final_value = self.value(state.params["critic"], self._normalize(stats, info["final_observation"]))
+            done = term | trunc
+            ep_ret = ep_ret + reward
+            finished = jnp.where(done, ep_ret, 0.0)
+            ep_ret = jnp.where(done, 0.0, ep_ret)
+            tr = Transition(nobs, u, log_prob, value, reward, term, trunc, final_value)
+            return (next_obs, env_state, stats, ep_ret), (tr, finished, done)
+
+        key, k_roll = jax.random.split(state.key)
+        carry = (state.obs, state.env_state, state.obs_stats, state.episode_return)
+        (obs, env_state, stats, ep_ret), (traj, finished, done) = jax.lax.scan(
+            body, carry, jax.random.split(k_roll, cfg.num_steps)
+        )
+        state = state.replace(obs=obs, env_state=env_state, obs_stats=stats, episode_return=ep_ret, key=key)
+        return state, traj, finished, done
+
+    def _loss(self, params, batch, advantages, returns, hp: PPOHParams, ent_coef):
+        mean, log_std = self.policy.apply_normalized(params["policy"], batch.nobs)
+        log_prob = self.policy.log_prob(batch.u, mean, log_std)
+        if self.config.normalize_advantages:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss, approx_kl, clip_fraction = clipped_surrogate(log_prob - batch.log_prob, advantages, hp.clip_eps)
+        value = self.value(params["critic"], batch.nobs)
+        value_loss = jnp.mean((value - returns) ** 2)
+        entropy = jnp.mean(self.policy.entropy(log_std))
+        loss = policy_loss + hp.vf_coef * value_loss - ent_coef * entropy
+        return loss, {
+            "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+            "approx_kl": approx_kl, "clip_fraction": clip_fraction,
+        }
+
+    def update(self, state: PPOState, hp: PPOHParams, env_params) -> tuple[PPOState, dict]:
+        """One PPO update: rollout, GAE, epochs of minibatch steps. Returns metrics."""
+        cfg = self.config
+        env_steps_before = state.update_index * cfg.batch_size
+        ent_coef = entropy_coefficient(hp, env_steps_before, cfg.entropy_schedule)
+        state, traj, finished, done = self._rollout(state, env_params)
+
+        last_value = self.value(state.params["critic"], self._normalize(state.obs_stats, state.obs))
+        following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
+        next_values = jnp.where(done, traj.final_value, following)
+        advantages, returns = gae(traj.reward, traj.value, next_values, traj.terminated, done, hp.gamma, hp.gae_lambda)
+
+        flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size, *x.shape[2:])), (traj, advantages, returns))
+        tx = make_optimizer(hp)
+        grad_fn = jax.grad(self._loss, has_aux=True)
+
+        def epoch(carry, key):
+            params, opt_state = carry
+            perm = jax.random.permutation(key, cfg.batch_size)
+            shuffled = jax.tree.map(
+                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:])), flat
+            )
+
+            def minibatch(carry, mb):
+                params, opt_state = carry
+                batch, adv, ret = mb
+                grads, info = grad_fn(params, batch, adv, ret, hp, ent_coef)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), info
+
+            return jax.lax.scan(minibatch, (params, opt_state), shuffled)
+
+        key, k_epochs = jax.random.split(state.key)
+        (params, opt_state), infos = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(k_epochs, cfg.num_epochs)
+        )
+        state = state.replace(params=params, opt_state=opt_state, key=key, update_index=state.update_index + 1)
+
+        num_episodes = jnp.sum(done)
+        metrics = {
+            "env_steps": (state.update_index * cfg.batch_size).astype(jnp.float32),
+            "episode_return": jnp.where(num_episodes > 0, jnp.sum(finished) / jnp.maximum(num_episodes, 1), jnp.nan),
+            "num_episodes": num_episodes.astype(jnp.float32),
+            "ent_coef": ent_coef,
+            "explained_variance": explained_variance(traj.value.reshape(-1), returns.reshape(-1)),
+            "log_std_mean": jnp.mean(params["policy"]["log_std"]),
+            **jax.tree.map(jnp.mean, infos),
+        }
+        return state, metrics
+
+    def run(self, state: PPOState, hp: PPOHParams, env_params, num_updates: int):
+        """`num_updates` updates in one scan; metrics stacked along a leading axis."""
+        return jax.lax.scan(lambda s, _: self.update(s, hp, env_params), state, None, num_updates)
+
+    def __call__(self, key: jax.Array, hp: PPOHParams, env_params) -> tuple[PPOState, dict]:
+        state = self.init(key, hp, env_params)
+        return self.run(state, hp, env_params, self.config.num_updates)
+
+
+def make_train(config: PPOConfig, env: Environment, env_params=None) -> PPO:
+    """`train(key, hparams, env_params) -> (final_state, metrics)` for this config and env."""
+    return PPO(config, env, env_params)
