@@ -20,10 +20,24 @@ import numpy as np
 from entrolab.envs.core import Environment, EnvParams
 from entrolab.envs.ks import KuramotoSivashinsky
 from entrolab.envs.lorenz import Lorenz
+from entrolab.envs.probes import (
+    ActionReward,
+    ConstantReward,
+    DiscountedReward,
+    ObsActionReward,
+    ObsDependentReward,
+    TruncatedBootstrap,
+)
 
 REGISTRY: dict[str, Callable[..., Environment]] = {
     "lorenz": Lorenz,
     "ks": KuramotoSivashinsky,
+    "probe_constant": ConstantReward,
+    "probe_obs_reward": ObsDependentReward,
+    "probe_discount": DiscountedReward,
+    "probe_action": ActionReward,
+    "probe_obs_action": ObsActionReward,
+    "probe_truncation": TruncatedBootstrap,
 }
 ALIASES = {"kuramoto_sivashinsky": "ks", "kuramoto-sivashinsky": "ks", "lorenz63": "lorenz"}
 
@@ -96,12 +110,35 @@ def replace_params(params: EnvParams, name: str = "env", **changes: Any) -> EnvP
     return check_params(params.replace(**converted), name)
 
 
+def make_gymnax(env_id: str, **overrides: Any):
+    """A gymnax (>= 1.0) environment and its params, with checked param overrides.
+
+    gymnax environments follow the same protocol (six-tuple `step`, auto-reset,
+    `info["final_observation"]`), so entrolab's agents train on them unchanged.
+    """
+    try:
+        import gymnax
+    except ImportError as err:  # pragma: no cover - gymnax is a dependency
+        raise ValueError("gymnax environments need the gymnax package") from err
+    if env_id not in gymnax.registered_envs:
+        raise ValueError(f"unknown gymnax environment {env_id!r}; registered: {sorted(gymnax.registered_envs)}")
+    env, params = gymnax.make(env_id)
+    known = {f.name for f in dataclasses.fields(params)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"gymnax:{env_id}: unknown param(s) {unknown}; known params: {sorted(known)}")
+    return env, params.replace(**overrides)
+
+
 def make(name: str, **overrides: Any) -> tuple[Environment, EnvParams]:
     """Build a registered environment and its params.
 
     >>> env, params = make("lorenz", rho=30.0, obs_noise_std=0.1)
     >>> env, params = make("ks", num_actuators=4, target="E1", init="E3")
+    >>> env, params = make("gymnax:Pendulum-v1")
     """
+    if isinstance(name, str) and name.startswith("gymnax:"):
+        return make_gymnax(name.split(":", 1)[1], **overrides)
     key = ALIASES.get(name.lower(), name.lower()) if isinstance(name, str) else name
     if key not in REGISTRY:
         raise ValueError(f"unknown environment {name!r}; registered: {registered()}")

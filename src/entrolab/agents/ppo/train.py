@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -84,6 +85,16 @@ class PPO:
             normalize_observations=config.normalize_observations,
         )
         self.critic = MLP(tuple(config.critic_hidden_sizes or config.hidden_sizes), 1, config.activation)
+        # the policy acts in [-1, 1]^m; map to the env's bounds (identity for entrolab's envs)
+        space = env.action_space(params)
+        self.action_low = np.broadcast_to(np.asarray(space.low, np.float32), act_shape).copy()
+        self.action_high = np.broadcast_to(np.asarray(space.high, np.float32), act_shape).copy()
+        if not (np.all(np.isfinite(self.action_low)) and np.all(np.isfinite(self.action_high))):
+            raise ValueError(f"PPO needs a bounded action space, got low={space.low}, high={space.high}")
+
+    def to_env_action(self, a: jax.Array) -> jax.Array:
+        """Affine map from [-1, 1]^m to the environment's action box."""
+        return self.action_low + 0.5 * (a + 1.0) * (self.action_high - self.action_low)
 
     # ---- pieces ---------------------------------------------------------------
     def value(self, critic_params, nobs):
@@ -135,7 +146,7 @@ class PPO:
             u, log_prob = self.policy.sample(k_act, mean, log_std)
             value = self.value(state.params["critic"], nobs)
             next_obs, env_state, reward, term, trunc, info = step_env(
-                jax.random.split(k_env, cfg.num_envs), env_state, self.policy.bound(u), env_params
+                jax.random.split(k_env, cfg.num_envs), env_state, self.to_env_action(self.policy.bound(u)), env_params
             )
             final_value = self.value(state.params["critic"], self._normalize(stats, info["final_observation"]))
             done = term | trunc

@@ -1,0 +1,57 @@
+"""Evaluate a Gaussian policy: returns of whole episodes, deterministic or sampled.
+
+Pure and vmappable: `evaluate(...)` runs `num_episodes` episodes of
+`max_steps_in_episode` steps in parallel (one `vmap` over a `lax.scan`) and
+returns the undiscounted return of each. With `deterministic=True` the action
+is the bounded mean; otherwise it is sampled from the policy.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from entrolab.agents.policy import GaussianPolicy
+from entrolab.envs.core import Environment
+
+
+def episode_returns(
+    policy: GaussianPolicy,
+    policy_params: dict,
+    env: Environment,
+    env_params,
+    key: jax.Array,
+    num_episodes: int,
+    num_steps: int,
+    deterministic: bool = True,
+    action_low=-1.0,
+    action_high=1.0,
+) -> jax.Array:
+    """Undiscounted return of each of `num_episodes` episodes, shape (num_episodes,).
+
+    An episode ends at its first `terminated` or `truncated`; `num_steps` must
+    be at least the episode length (rewards after the end are not counted).
+    """
+
+    def one_episode(key):
+        k_reset, k_run = jax.random.split(key)
+        obs, state = env.reset(k_reset, env_params)
+
+        def body(carry, key):
+            obs, state, alive, total = carry
+            k_act, k_env = jax.random.split(key)
+            if deterministic:
+                a = policy.deterministic_action(policy_params, obs)
+            else:
+                a = policy.stochastic_action(k_act, policy_params, obs)
+            a = action_low + 0.5 * (a + 1.0) * (action_high - action_low)
+            obs, state, reward, term, trunc, _ = env.step(k_env, state, a, env_params)
+            total = total + jnp.where(alive, reward, 0.0)
+            alive = alive & ~(term | trunc)
+            return (obs, state, alive, total), None
+
+        init = (obs, state, jnp.asarray(True), jnp.zeros((), jnp.float32))
+        (_, _, _, total), _ = jax.lax.scan(body, init, jax.random.split(k_run, num_steps))
+        return total
+
+    return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
