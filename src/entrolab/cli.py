@@ -95,6 +95,87 @@ def envs(name: str = typer.Argument(None, help="Show the options of one environm
         console.print(table)
 
 
+def _parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip() != ""]
+    except ValueError as err:
+        raise typer.BadParameter(f"{what} must be a comma-separated list of numbers, got {text!r}") from err
+
+
+def _parse_env_options(options: list[str]) -> dict:
+    out = {}
+    for item in options:
+        if "=" not in item:
+            raise typer.BadParameter(f"--env-option takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value  # a string, e.g. target=E1
+    return out
+
+
+@app.command()
+def train(
+    env: str = typer.Option("lorenz", help="Environment: lorenz, ks, or gymnax:NAME (e.g. gymnax:Pendulum-v1)."),
+    algo: str = typer.Option("ppo", help="Algorithm (ppo)."),
+    alpha: str = typer.Option("0,0.01,0.05,0.1", help="Initial entropy coefficients, comma-separated."),
+    seeds: int = typer.Option(8, help="Seeds per coefficient."),
+    steps: int = typer.Option(1_000_000, help="Env steps per agent."),
+    out: Path = typer.Option(Path("runs/train"), help="Output directory."),
+    env_option: list[str] = typer.Option([], help="Env override KEY=VALUE (repeatable), e.g. obs_noise_std=0.1."),
+    num_envs: int = typer.Option(8, help="Parallel envs per agent."),
+    num_steps: int = typer.Option(256, help="Rollout length per env."),
+    epochs: int = typer.Option(10, help="Epochs per rollout."),
+    minibatches: int = typer.Option(8, help="Minibatches per epoch."),
+    hidden: str = typer.Option("64,64", help="Hidden layer widths, comma-separated."),
+    activation: str = typer.Option("tanh", help="tanh, relu, gelu or silu."),
+    schedule: str = typer.Option("linear", help="Entropy schedule: linear (decay to 0) or constant."),
+    ent_horizon: float = typer.Option(400_000, help="Env steps of the linear decay."),
+    bounding: str = typer.Option("clip", help="Action bounding: clip or tanh."),
+    normalize_obs: bool = typer.Option(True, help="Running observation normalisation."),
+    lr: float = typer.Option(3e-4, help="Learning rate."),
+    gamma: float = typer.Option(0.99, help="Discount."),
+    gae_lambda: float = typer.Option(0.95, help="GAE lambda."),
+    clip: float = typer.Option(0.2, help="PPO clip range."),
+    vf_coef: float = typer.Option(0.5, help="Value loss coefficient."),
+    max_grad_norm: float = typer.Option(0.5, help="Global gradient-norm clip."),
+    init_log_std: float = typer.Option(0.0, help="Initial log-std of the policy."),
+    eval_episodes: int = typer.Option(16, help="Evaluation episodes per agent (deterministic and sampled)."),
+) -> None:
+    """Train PPO agents over entropy coefficients x seeds as one compiled program."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from entrolab.agents.ppo import PPOConfig, PPOHParams
+    from entrolab.training import train_sweep
+
+    if algo != "ppo":
+        console.print(f"[red]error:[/red] unknown algorithm {algo!r}; available: ppo")
+        raise typer.Exit(2)
+    try:
+        alphas = _parse_floats(alpha, "--alpha")
+        config = PPOConfig(
+            num_envs=num_envs, num_steps=num_steps, total_timesteps=steps, num_epochs=epochs,
+            num_minibatches=minibatches, hidden_sizes=tuple(int(w) for w in _parse_floats(hidden, "--hidden")),
+            activation=activation, action_bounding=bounding, normalize_observations=normalize_obs,
+            entropy_schedule=schedule,
+        )
+        hparams = PPOHParams(learning_rate=lr, gamma=gamma, gae_lambda=gae_lambda, clip_eps=clip,
+                             vf_coef=vf_coef, ent_horizon=ent_horizon, max_grad_norm=max_grad_norm,
+                             init_log_std=init_log_std).check()
+        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps/agent"),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+        with Progress(*columns, console=console) as progress:
+            runs = train_sweep(env, alphas, seeds, out, config, hparams, _parse_env_options(env_option),
+                               eval_episodes=eval_episodes, progress=progress)
+    except (ValueError, typer.BadParameter) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    summary = runs.groupby("alpha")[["eval_return_det_mean", "eval_return_sto_mean"]].agg(["mean", "std"])
+    console.print(summary.round(3).to_string())
+    console.print(f"[green]wrote[/green] {out}/runs.parquet, {out}/metrics.parquet, {out}/checkpoints/")
+
+
 def main() -> None:
     app()
 

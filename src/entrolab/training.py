@@ -1,0 +1,187 @@
+"""Train a sweep of agents (entropy coefficients x seeds) as one compiled program.
+
+`train_sweep` is the side-effecting edge around the pure `make_train`: it
+vmaps the training function over every (alpha, seed) pair, runs it in chunks
+of updates (one compiled program, called repeatedly) so that a progress bar
+with an ETA can be shown, evaluates every agent, and writes
+
+    DIR/runs.parquet        one row per (alpha, seed): hyperparameters, wall time,
+                            env steps, evaluation returns (deterministic and sampled)
+    DIR/metrics.parquet     learning curves: one row per (run, update)
+    DIR/checkpoints/RUN/    the policy of each run (entrolab.checkpoint)
+    DIR/sweep.json          the resolved command: env, overrides, config, hparams
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from entrolab.agents.evaluate import episode_returns
+from entrolab.agents.ppo import PPOConfig, PPOHParams, make_train
+from entrolab.checkpoint import save_checkpoint
+from entrolab.envs import make
+
+
+def check_alphas(alphas: Sequence[float]) -> list[float]:
+    alphas = [float(a) for a in alphas]
+    if not alphas:
+        raise ValueError("the list of entropy coefficients (--alpha) is empty")
+    bad = [a for a in alphas if not math.isfinite(a) or a < 0]
+    if bad:
+        raise ValueError(f"entropy coefficients must be finite and >= 0, got {bad}")
+    return alphas
+
+
+def run_id(alpha: float, seed: int) -> str:
+    return f"alpha={alpha:g}_seed={seed}"
+
+
+def _atomic_parquet(df, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def train_sweep(
+    env_name: str,
+    alphas: Sequence[float],
+    num_seeds: int,
+    out: str | Path,
+    config: PPOConfig = PPOConfig(),
+    hparams: PPOHParams = PPOHParams(),
+    env_overrides: dict[str, Any] | None = None,
+    eval_episodes: int = 16,
+    num_chunks: int = 20,
+    seed_offset: int = 0,
+    progress: Any = None,
+):
+    """Train len(alphas) x num_seeds PPO agents in one program; returns the runs table.
+
+    `progress`: an optional `rich.progress.Progress` (a task is added to it).
+    Seeds are shared across alphas (run (alpha, s) uses key s): paired comparisons.
+    """
+    import pandas as pd
+
+    alphas = check_alphas(alphas)
+    if int(num_seeds) < 1:
+        raise ValueError(f"the number of seeds must be >= 1, got {num_seeds}")
+    if int(eval_episodes) < 1:
+        raise ValueError(f"eval_episodes must be >= 1, got {eval_episodes}")
+    env_overrides = dict(env_overrides or {})
+    env, env_params = make(env_name, **env_overrides)
+    hparams.check()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    pairs = [(a, s) for a in alphas for s in range(seed_offset, seed_offset + int(num_seeds))]
+    num_agents = len(pairs)
+    hp_batch = jax.tree.map(lambda v: jnp.full((num_agents,), v, jnp.float32), hparams)
+    hp_batch = hp_batch.replace(ent_coef=jnp.asarray([a for a, _ in pairs], jnp.float32))
+    keys = jnp.stack([jax.random.key(s) for _, s in pairs])
+
+    trainer = make_train(config, env, env_params)
+    total_updates = config.num_updates
+    chunk = max(1, math.ceil(total_updates / max(1, num_chunks)))
+    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, 0, None)))
+    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, 0, None, None)), static_argnums=3)
+
+    t0 = time.perf_counter()
+    state = init(keys, hp_batch, env_params)
+    compiled = {}
+    compile_time = 0.0
+    for n in {chunk, total_updates % chunk} - {0}:
+        tc = time.perf_counter()
+        compiled[n] = run_chunk.lower(state, hp_batch, env_params, n).compile()
+        compile_time += time.perf_counter() - tc
+
+    task = None
+    if progress is not None:
+        task = progress.add_task(f"{env_name}: {num_agents} agents", total=total_updates * config.batch_size)
+    metrics_chunks = []
+    done_updates = 0
+    t_train = time.perf_counter()
+    while done_updates < total_updates:
+        n = min(chunk, total_updates - done_updates)
+        state, metrics = compiled[n](state, hp_batch, env_params)
+        metrics = jax.device_get(metrics)
+        metrics_chunks.append(metrics)
+        done_updates += n
+        if task is not None:
+            progress.update(task, completed=done_updates * config.batch_size)
+    train_time = time.perf_counter() - t_train
+
+    # ---- evaluation: every agent, deterministic and sampled ------------------------
+    steps = int(getattr(env_params, "max_steps_in_episode", 1000))
+    policy_params = jax.vmap(trainer.full_policy_params)(state)
+
+    def evaluate(params, key, deterministic):
+        return episode_returns(trainer.policy, params, env, env_params, key, eval_episodes, steps,
+                               deterministic, trainer.action_low, trainer.action_high)
+
+    eval_keys = jnp.stack([jax.random.fold_in(jax.random.key(s), 10_000) for _, s in pairs])
+    det = np.asarray(jax.jit(jax.vmap(lambda p, k: evaluate(p, k, True)))(policy_params, eval_keys))
+    sto = np.asarray(jax.jit(jax.vmap(lambda p, k: evaluate(p, k, False)))(policy_params, eval_keys))
+    wall_time = time.perf_counter() - t0
+
+    # ---- tables and checkpoints ------------------------------------------------------
+    metrics = {k: np.concatenate([m[k] for m in metrics_chunks], axis=1) for k in metrics_chunks[0]}
+    config_dict = dataclasses.asdict(config)
+    rows, curve_rows = [], []
+    for i, (alpha, seed) in enumerate(pairs):
+        rid = run_id(alpha, seed)
+        hp_i = {k: float(np.asarray(v)[i]) for k, v in dataclasses.asdict(hp_batch).items()}
+        ckpt = save_checkpoint(
+            out / "checkpoints" / rid, trainer.policy,
+            {
+                "policy": jax.tree.map(lambda x: np.asarray(x[i]), policy_params),
+                "init_policy": jax.tree.map(lambda x: np.asarray(x[i]), state.init_policy),
+                "critic": jax.tree.map(lambda x: np.asarray(x[i]), state.params["critic"]),
+            },
+            algorithm="ppo", config=config_dict, hparams=hp_i,
+            env={"name": env_name, "overrides": _jsonable(env_overrides)},
+            extra={"seed": seed, "alpha": alpha},
+        )
+        final_returns = metrics["episode_return"][i]
+        finite = final_returns[np.isfinite(final_returns)]
+        rows.append({
+            "run_id": rid, "env": env_name, "algo": "ppo", "alpha": alpha, "seed": seed,
+            **{f"hp_{k}": v for k, v in hp_i.items()},
+            **{f"cfg_{k}": (json.dumps(v) if isinstance(v, (list, tuple)) or v is None else v)
+               for k, v in config_dict.items()},
+            "env_steps": int(total_updates * config.batch_size),
+            "wall_time_s": wall_time, "train_time_s": train_time, "compile_time_s": compile_time,
+            "num_agents_in_program": num_agents,
+            "train_return_last": float(finite[-5:].mean()) if finite.size else float("nan"),
+            "eval_return_det_mean": float(det[i].mean()), "eval_return_det_std": float(det[i].std()),
+            "eval_return_sto_mean": float(sto[i].mean()), "eval_return_sto_std": float(sto[i].std()),
+            "eval_episodes": int(eval_episodes),
+            "checkpoint": str(ckpt.relative_to(out)),
+        })
+        for u in range(metrics["env_steps"].shape[1]):
+            curve_rows.append({"run_id": rid, "alpha": alpha, "seed": seed, "update": u,
+                               **{k: float(v[i, u]) for k, v in metrics.items()}})
+    runs = pd.DataFrame(rows)
+    _atomic_parquet(pd.DataFrame(curve_rows), out / "metrics.parquet")
+    _atomic_parquet(runs, out / "runs.parquet")
+    (out / "sweep.json").write_text(json.dumps({
+        "env": env_name, "env_overrides": _jsonable(env_overrides), "alphas": alphas,
+        "num_seeds": int(num_seeds), "seed_offset": int(seed_offset), "config": config_dict,
+        "hparams": dataclasses.asdict(hparams), "eval_episodes": int(eval_episodes),
+        "compile_time_s": compile_time, "train_time_s": train_time, "wall_time_s": wall_time,
+        "env_steps_per_s": num_agents * total_updates * config.batch_size / train_time,
+    }, indent=2, default=float))
+    return runs
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (np.asarray(v).tolist() if hasattr(v, "shape") else v) for k, v in d.items()}
