@@ -1,0 +1,125 @@
+"""The training driver, the `entrolab train` CLI and checkpoints."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import entrolab
+from entrolab.agents.ppo import PPOConfig
+from entrolab.checkpoint import CheckpointError, load_policy
+from entrolab.cli import app
+from entrolab.training import train_sweep
+
+TINY = PPOConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 2, num_epochs=1, num_minibatches=2,
+                 hidden_sizes=(8,))
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    runs = train_sweep("lorenz", [0.0, 0.1], 2, out, TINY, eval_episodes=3, num_chunks=2,
+                       env_overrides={"max_steps_in_episode": 20})
+    return out, runs
+
+
+def test_runs_table_has_one_row_per_alpha_and_seed(sweep_dir):
+    out, runs = sweep_dir
+    table = pd.read_parquet(out / "runs.parquet")
+    assert len(table) == 4 and table["run_id"].is_unique
+    assert sorted(zip(table["alpha"], table["seed"])) == [(0.0, 0), (0.0, 1), (0.1, 0), (0.1, 1)]
+    assert (table["env_steps"] == 64).all() and (table["eval_episodes"] == 3).all()
+    for col in ("eval_return_det_mean", "eval_return_sto_mean", "wall_time_s", "hp_learning_rate", "hp_ent_coef"):
+        assert np.isfinite(table[col]).all(), col
+    np.testing.assert_allclose(table["hp_ent_coef"], table["alpha"], rtol=1e-6)
+    curves = pd.read_parquet(out / "metrics.parquet")
+    assert len(curves) == 4 * 2 and set(curves["update"]) == {0, 1}
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["alphas"] == [0.0, 0.1] and sweep["config"]["num_envs"] == 2
+
+
+def test_checkpoint_round_trip_reproduces_the_deterministic_evaluation(sweep_dir):
+    from entrolab.agents.evaluate import episode_returns
+    from entrolab.envs import make
+
+    out, runs = sweep_dir
+    row = runs.iloc[3]
+    loaded = entrolab.load_policy(out / row["checkpoint"])
+    assert loaded.manifest["hparams"]["ent_coef"] == pytest.approx(row["alpha"])
+    assert set(loaded.arrays) == {"policy", "init_policy", "critic"}
+    mean, log_std = loaded.apply(loaded.params, jnp.ones(3))
+    assert mean.shape == (3,) and log_std.shape == (3,)
+    # apply is pure and differentiable in params
+    grads = jax.grad(lambda p: loaded.apply(p, jnp.ones(3))[0].sum())(loaded.params)
+    assert np.isfinite(np.asarray(grads["mean_net"]["Dense_0"]["kernel"])).all()
+    env, params = make("lorenz", max_steps_in_episode=20)
+    key = jax.random.fold_in(jax.random.key(int(row["seed"])), 10_000)
+    returns = episode_returns(loaded.policy, loaded.params, env, params, key, 3, 20, True)
+    assert float(returns.mean()) == pytest.approx(row["eval_return_det_mean"], rel=1e-5)
+
+
+def test_bad_checkpoints_are_clear_errors(sweep_dir, tmp_path):
+    import shutil
+
+    out, runs = sweep_dir
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_policy(tmp_path / "nope")
+    src = out / runs.iloc[0]["checkpoint"]
+    truncated = tmp_path / "truncated"
+    shutil.copytree(src, truncated)
+    data = (truncated / "policy.msgpack").read_bytes()
+    (truncated / "policy.msgpack").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_policy(truncated)
+    future = tmp_path / "future"
+    shutil.copytree(src, future)
+    manifest = json.loads((future / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (future / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="format version 99 is not supported"):
+        load_policy(future)
+    no_manifest = tmp_path / "partial"
+    shutil.copytree(src, no_manifest)
+    (no_manifest / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="manifest.json is missing"):
+        load_policy(no_manifest)
+    broken = tmp_path / "broken"
+    shutil.copytree(src, broken)
+    (broken / "manifest.json").write_text('{"format_version": 1, "algo')
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_policy(broken)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--alpha", ""], "is empty"),
+        (["--alpha", "0,-0.1"], "must be finite and >= 0"),
+        (["--alpha", "a,b"], "comma-separated list of numbers"),
+        (["--steps", "100"], "smaller than one rollout"),
+        (["--algo", "dqn"], "unknown algorithm"),
+        (["--env", "lorentz"], "unknown environment"),
+        (["--env-option", "rhoo=3"], "unknown override"),
+        (["--lr", "-1"], "learning_rate out of range"),
+    ],
+)
+def test_train_cli_bad_input(args, message, tmp_path):
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "--seeds", "1", "--steps", "4096", *args])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_train_cli_end_to_end(tmp_path):
+    result = CliRunner().invoke(app, [
+        "train", "--env", "ks", "--alpha", "0,0.05", "--seeds", "1", "--steps", "64", "--num-envs", "2",
+        "--num-steps", "16", "--epochs", "1", "--minibatches", "2", "--hidden", "8", "--eval-episodes", "2",
+        "--env-option", "max_steps_in_episode=10", "--env-option", "init=E1", "--out", str(tmp_path),
+    ])
+    assert result.exit_code == 0, result.output
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert list(runs["alpha"]) == [0.0, 0.05]
+    assert (tmp_path / runs["checkpoint"][0] / "manifest.json").is_file()
