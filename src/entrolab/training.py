@@ -92,11 +92,10 @@ def train_sweep(
     trainer = make_train(config, env, env_params)
     total_updates = config.num_updates
     chunk = max(1, math.ceil(total_updates / max(1, num_chunks)))
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, 0, None)))
     run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, 0, None, None)), static_argnums=3)
 
     t0 = time.perf_counter()
-    state = init(keys, hp_batch, env_params)
+    state = trainer.init_batch(keys, hp_batch, env_params)  # not vmapped: see its docstring
     compiled = {}
     compile_time = 0.0
     for n in {chunk, total_updates % chunk} - {0}:

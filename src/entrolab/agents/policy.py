@@ -15,6 +15,13 @@ Action bounding (`action_bounding`):
   (the squashed distribution's has no closed form), so under "tanh" the bonus
   rewards spreading u, which tanh then saturates: how actions are bounded
   changes what the entropy bonus does to the mean network.
+
+Under both schemes the env reward of a bounded action is bounded while the
+bonus (the pre-bounding Gaussian's entropy) grows as log std, so with a large
+enough coefficient the regularised objective has no maximum: the std grows for
+as long as the bonus is on, and the mean may leave [-1, 1]
+(tests/test_ppo_probes.py shows it on a probe). The main study's schedule
+decays the coefficient to 0, which ends the growth.
 """
 
 from __future__ import annotations

@@ -229,11 +229,27 @@ class PPO:
         }
         return state, metrics
 
+    def init_batch(self, keys: jax.Array, hp_batch: PPOHParams, env_params) -> PPOState:
+        """Initialise one agent per key (hyperparameters batched along axis 0), stacked.
+
+        Agents are initialised one at a time by a jitted `init` and then stacked, which
+        gives the same values as `jax.vmap(init)`. Why not vmap: on a 2-core CPU a vmapped
+        init of 48 agents deadlocked (jaxlib 0.10.2). The orthogonal initialiser's QR,
+        batched, runs as a parallel LAPACK map whose tasks wait on the same 2-thread XLA
+        pool they were queued on (docs/benchmarks.md). The training program has no QR.
+        """
+        init_one = jax.jit(self.init)
+        n = int(keys.shape[0])
+        states = [init_one(keys[i], jax.tree.map(lambda v: v[i], hp_batch), env_params) for i in range(n)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
     def run(self, state: PPOState, hp: PPOHParams, env_params, num_updates: int):
         """`num_updates` updates in one scan; metrics stacked along a leading axis."""
         return jax.lax.scan(lambda s, _: self.update(s, hp, env_params), state, None, num_updates)
 
     def __call__(self, key: jax.Array, hp: PPOHParams, env_params) -> tuple[PPOState, dict]:
+        """init + run: the whole training as one pure function. For many agents on a CPU,
+        prefer `init_batch` followed by `jax.vmap(run)` (see `init_batch` for why)."""
         state = self.init(key, hp, env_params)
         return self.run(state, hp, env_params, self.config.num_updates)
 

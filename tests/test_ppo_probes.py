@@ -1,0 +1,125 @@
+"""PPO learns: on each probe environment (`entrolab.envs.probes`) the trained
+critic and policy must find the probe's known answer. A failure points at one
+part of the learner: value fitting, observation conditioning, discounting,
+bootstrapping through truncation, the policy gradient, or an obs-conditioned
+policy gradient.
+
+Each probe trains one small agent (a few seconds on 2 cores); tolerances are
+far tighter than what a broken learner reaches (e.g. treating truncation as
+termination fits V = 4.1 on `probe_truncation` at gamma = 0.9, not 10).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from entrolab.agents.ppo import PPOConfig, PPOHParams, make_train
+from entrolab.envs import make
+from entrolab.envs.probes import truncation_as_termination_value
+
+GAMMA = 0.9
+CONFIG = dict(num_envs=8, num_steps=32, num_epochs=4, num_minibatches=4, hidden_sizes=(32, 32),
+              entropy_schedule="constant")
+HPARAMS = PPOHParams(learning_rate=3e-3, gamma=GAMMA, ent_coef=0.0, max_grad_norm=1.0)
+
+
+def _train(name: str, updates: int, seed: int = 0, normalize_advantages: bool = True, **hp):
+    env, params = make(name)
+    config = PPOConfig(total_timesteps=updates * CONFIG["num_envs"] * CONFIG["num_steps"],
+                       normalize_advantages=normalize_advantages, **CONFIG)
+    trainer = make_train(config, env, params)
+    hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), HPARAMS.replace(**hp))
+    state, metrics = jax.jit(trainer)(jax.random.key(seed), hparams, params)
+    return env, params, trainer, state, metrics
+
+
+def _value(trainer, state, obs):
+    obs = jnp.asarray(obs, jnp.float32).reshape(-1, 1)
+    return np.asarray(trainer.value(state.params["critic"], trainer._normalize(state.obs_stats, obs)))
+
+
+def _mean_action(trainer, state, obs):
+    obs = jnp.asarray(obs, jnp.float32).reshape(-1, 1)
+    mean, _ = trainer.policy.apply(trainer.full_policy_params(state), obs)
+    return np.asarray(mean)[:, 0]
+
+
+def test_value_of_a_constant_reward():
+    env, params, trainer, state, metrics = _train("probe_constant", updates=30)
+    expected = float(env.value(jnp.zeros(1), GAMMA, params))
+    assert expected == pytest.approx(1.0)
+    np.testing.assert_allclose(_value(trainer, state, [0.0]), expected, atol=0.05)
+    assert np.all(np.isfinite(np.asarray(metrics["value_loss"])))
+
+
+def test_value_depends_on_the_observation():
+    env, params, trainer, state, _ = _train("probe_obs_reward", updates=40)
+    obs = np.array([1.0, -1.0])
+    expected = np.asarray(env.value(jnp.asarray(obs)[:, None], GAMMA, params)).reshape(-1)
+    np.testing.assert_allclose(expected, [1.0, -1.0])
+    np.testing.assert_allclose(_value(trainer, state, obs), expected, atol=0.1)
+
+
+def test_discounting_and_bootstrapping_within_an_episode():
+    env, params, trainer, state, _ = _train("probe_discount", updates=40)
+    obs = np.array([0.0, 1.0])
+    expected = np.asarray(env.value(jnp.asarray(obs)[:, None], GAMMA, params)).reshape(-1)
+    np.testing.assert_allclose(expected, [GAMMA, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(_value(trainer, state, obs), expected, atol=0.08)
+
+
+def test_bootstraps_through_truncation():
+    env, params, trainer, state, _ = _train("probe_truncation", updates=80)
+    expected = float(env.value(jnp.zeros(1), GAMMA, params))
+    assert expected == pytest.approx(1.0 / (1.0 - GAMMA))
+    wrong = truncation_as_termination_value(GAMMA)
+    value = float(_value(trainer, state, [0.0])[0])
+    assert abs(value - expected) < 0.1 * expected, (value, expected, wrong)
+
+
+def test_policy_gradient_finds_the_best_action():
+    env, params, trainer, state, metrics = _train("probe_action", updates=60)
+    target = float(np.asarray(env.optimal_action(jnp.zeros(1), params))[0])
+    assert target == pytest.approx(0.5)
+    assert _mean_action(trainer, state, [0.0])[0] == pytest.approx(target, abs=0.05)
+    # without an entropy bonus the policy narrows as it converges
+    assert float(np.asarray(metrics["log_std_mean"])[-1]) < -0.5
+
+
+def test_policy_gradient_conditions_the_action_on_the_observation():
+    env, params, trainer, state, _ = _train("probe_obs_action", updates=80)
+    obs = np.array([1.0, -1.0])
+    target = np.asarray(env.optimal_action(jnp.asarray(obs)[:, None], params)).reshape(-1)
+    np.testing.assert_allclose(target, [0.5, -0.5])
+    np.testing.assert_allclose(_mean_action(trainer, state, obs), target, atol=0.07)
+
+
+def test_entropy_bonus_gives_the_known_optimal_std():
+    """On `probe_action` (reward -(a - 0.5)^2, one step) the entropy-regularised
+    objective -(m - 0.5)^2 - sigma^2 + alpha log sigma has its maximum at m = 0.5,
+    sigma^2 = alpha / 2 (clipping is negligible there). Advantages are not
+    normalised here, so that alpha weighs the reward as written."""
+    alpha = 0.02
+    expected = 0.5 * np.log(alpha / 2)  # log sigma* = -2.30
+    _, _, trainer, state, metrics = _train("probe_action", updates=200, ent_coef=alpha, normalize_advantages=False)
+    log_std = float(state.params["policy"]["log_std"][0])
+    assert abs(log_std - expected) < 0.15, (log_std, expected)
+    assert _mean_action(trainer, state, [0.0])[0] == pytest.approx(0.5, abs=0.05)
+    np.testing.assert_allclose(np.asarray(metrics["ent_coef"]), alpha)  # constant schedule, logged
+    _, _, _, plain, _ = _train("probe_action", updates=200, normalize_advantages=False)
+    assert float(plain.params["policy"]["log_std"][0]) < expected - 0.3  # no bonus: keeps narrowing
+
+
+def test_a_large_bonus_on_a_clipped_gaussian_widens_without_bound():
+    """A property of the clip bounding, documented in `entrolab.agents.policy`: the
+    reward of a clipped action is bounded (here >= -2.25) while the entropy of the
+    pre-clip Gaussian grows as log sigma, so with a large coefficient the
+    regularised objective has no maximum and PPO widens the policy for as long as
+    it trains (the mean then drifts out of [-1, 1], where clipped samples pile up
+    at the bound nearest the optimum)."""
+    _, _, _, state, metrics = _train("probe_action", updates=60, ent_coef=0.5, normalize_advantages=False)
+    log_std = np.asarray(metrics["log_std_mean"])
+    assert log_std[-1] > 1.0 and np.all(np.diff(log_std[10:]) > -0.05)
