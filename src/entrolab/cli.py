@@ -176,6 +176,72 @@ def train(
     console.print(f"[green]wrote[/green] {out}/runs.parquet, {out}/metrics.parquet, {out}/checkpoints/")
 
 
+def _compilation_cache(out: Path) -> None:
+    """JAX's persistent compilation cache, so that a resumed study does not compile again:
+    OUT/.jax_cache, or $ENTROLAB_JAX_CACHE (an empty value turns it off)."""
+    import os
+
+    import jax
+
+    path = os.environ.get("ENTROLAB_JAX_CACHE", str(out / ".jax_cache"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@app.command()
+def study(
+    config: Path = typer.Argument(..., help="Study config (TOML), e.g. configs/lorenz-quick.toml."),
+    out: Path = typer.Option(None, help="Study directory (default: runs/NAME). Rerun to resume."),
+    no_report: bool = typer.Option(False, "--no-report", help="Build the tables but not the report."),
+) -> None:
+    """Run a study (train, perturb, measure, correlate, report); rerun the same command to resume."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from entrolab.study.config import StudyConfigError, load_config
+    from entrolab.study.runner import StudyError, run_study
+
+    try:
+        cfg = load_config(config)
+    except StudyConfigError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    out = out or Path("runs") / cfg.name
+    _compilation_cache(out)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=console) as progress:
+            run_study(cfg, out, progress=progress, report=not no_report)
+    except (StudyConfigError, StudyError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print(f"[green]study done:[/green] {out}/tables/*.parquet"
+                  + ("" if no_report else f", {out}/report/index.html"))
+
+
+@app.command()
+def report(study_dir: Path = typer.Argument(..., help="A study directory (from `entrolab study`).")) -> None:
+    """Rebuild the tables and the report of a finished study."""
+    from entrolab.study.analysis import build_tables
+    from entrolab.study.registry import Registry
+    from entrolab.study.report import write_report
+    from entrolab.study.runner import REGISTRY_FILE
+    from entrolab.study.units import CONFIG_FILE
+
+    if not (study_dir / CONFIG_FILE).exists() or not (study_dir / REGISTRY_FILE).exists():
+        console.print(f"[red]error:[/red] {study_dir} is not a study directory (no {CONFIG_FILE} or {REGISTRY_FILE})")
+        raise typer.Exit(2)
+    pending = [k for k, s in Registry(study_dir / REGISTRY_FILE).states().items() if s != "done"]
+    if pending:
+        console.print(f"[red]error:[/red] the study is not finished ({len(pending)} units not done); "
+                      "run `entrolab study CONFIG --out DIR` to finish it")
+        raise typer.Exit(2)
+    build_tables(study_dir)
+    path = write_report(study_dir)
+    console.print(f"[green]wrote[/green] {path}")
+
+
 def main() -> None:
     app()
 

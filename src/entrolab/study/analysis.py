@@ -1,0 +1,151 @@
+"""The tidy result tables of a study, rebuilt from the published unit outputs.
+
+`build_tables(study_dir)` writes ``tables/*.parquet`` (pandas, DuckDB and
+pyarrow read them directly):
+
+    runs.parquet          one row per policy: variant and its factors, alpha, seed,
+                          training hyperparameters, final evaluation returns, checkpoint
+    curves.parquet        learning curves: one row per policy x update
+    returns.parquet       one row per policy x condition x mode: mean and std of the return
+    episodes.parquet      one row per policy x condition x mode x episode
+    excess_risk.parquet   one row per policy x condition x mode: R, R / |J0|, bootstrap CIs
+    complexity.parquet    one row per policy: norm-based measures, Lipschitz, sharpness,
+                          Fisher-trace summaries (joined with the runs' factors)
+    fisher_states.parquet one row per policy x visited state: the Fisher trace
+    sharpness.parquet     one row per policy x sigma': the drop in return
+    correlations.parquet  one row per measure x target x scope: Kendall's tau and
+                          Spearman's rho with bootstrap CIs (overall, granulated by alpha,
+                          per alpha)
+
+Everything here is a pure function of the unit outputs (and a fixed
+bootstrap seed), so rebuilding gives the same tables: an interrupted study
+that is resumed ends with the same rows as one that was not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from entrolab.study.config import StudyConfig
+from entrolab.study.units import plan_units, read_config
+
+TABLES = ("runs", "curves", "returns", "episodes", "excess_risk", "complexity", "fisher_states",
+          "sharpness", "correlations")
+FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_obs_noise"]
+# the measures whose relation to robustness is tested (columns of complexity.parquet)
+MEASURES = [
+    "spectral_product", "frobenius_product", "frobenius_sq_sum", "dist_from_init", "path_norm",
+    "lipschitz_max", "lipschitz_mean", "sharpness_sigma", "fisher_total_mean", "fisher_total_median",
+    "fisher_total_q95", "fisher_total_kurtosis", "log_std",
+]
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def _concat(paths: list[Path]) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _factors(config: StudyConfig) -> pd.DataFrame:
+    rows = [{**v, "hidden": "x".join(map(str, v["hidden"]))} for v in config.variants()]
+    return pd.DataFrame(rows, columns=FACTORS)
+
+
+def build_tables(study_dir: str | Path, config: StudyConfig | None = None, num_resamples: int | None = None) -> dict:
+    from entrolab.robustness import excess_risk
+
+    study_dir = Path(study_dir)
+    config = config or read_config(study_dir)
+    num_resamples = num_resamples or config.evaluate.bootstrap
+    tables_dir = study_dir / "tables"
+    tables_dir.mkdir(exist_ok=True)
+    factors = _factors(config)
+    variants = list(factors["variant"])
+
+    runs, curves = [], []
+    for v in variants:
+        r = pd.read_parquet(study_dir / "train" / v / "runs.parquet")
+        r["checkpoint"] = [str(Path("train") / v / c) for c in r["checkpoint"]]
+        r.insert(0, "variant", v)
+        runs.append(r)
+        c = pd.read_parquet(study_dir / "train" / v / "metrics.parquet")
+        c.insert(0, "variant", v)
+        curves.append(c)
+    runs = pd.concat(runs, ignore_index=True).merge(factors, on="variant", how="left")
+    keys = runs[["variant", "run_id", "alpha", "seed"]]
+    curves = pd.concat(curves, ignore_index=True)
+
+    # the outputs of the units the config plans (never a stale output of an earlier config)
+    planned = plan_units(config)
+    ev = [study_dir / "units" / u.id for u in planned if u.kind == "evaluate"]
+    ms = [study_dir / "units" / u.id for u in planned if u.kind == "measures"]
+    returns = _concat([d / "summary.parquet" for d in ev]).merge(keys, on=["variant", "run_id"])
+    episodes = _concat([d / "episodes.parquet" for d in ev]).merge(keys, on=["variant", "run_id"])
+    order = ["variant", "family", "init", "mode", "alpha", "seed", "value"]
+    returns = returns.sort_values(order, kind="stable").reset_index(drop=True)
+    episodes = episodes.sort_values(order + ["episode"], kind="stable").reset_index(drop=True)
+
+    risks = []
+    for (variant, family), sub in episodes.groupby(["variant", "family"], sort=True):
+        r = excess_risk(sub.drop(columns=["variant", "run_id", "alpha", "seed"]), num_resamples=num_resamples,
+                        rng=0)
+        r = r.merge(sub[["policy_index", "run_id"]].drop_duplicates(), on="policy_index")
+        r.insert(0, "variant", variant)
+        risks.append(r)
+    risk = pd.concat(risks, ignore_index=True).merge(keys, on=["variant", "run_id"])
+    risk = risk.sort_values(order, kind="stable").reset_index(drop=True)
+
+    complexity = _concat([d / "complexity.parquet" for d in ms])
+    complexity = complexity.merge(runs[["variant", "run_id", "alpha", "seed"] + FACTORS[1:]], on=["variant", "run_id"])
+    fisher_states = _concat([d / "fisher_states.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
+    sharp = _concat([d / "sharpness.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
+    complexity = complexity.sort_values(["variant", "alpha", "seed"], kind="stable").reset_index(drop=True)
+
+    correlations = correlation_table(complexity, risk, num_resamples)
+    out = dict(runs=runs, curves=curves, returns=returns, episodes=episodes, excess_risk=risk,
+               complexity=complexity, fisher_states=fisher_states, sharpness=sharp, correlations=correlations)
+    for name, df in out.items():
+        _write(df, tables_dir / f"{name}.parquet")
+    return out
+
+
+def policy_rates(risk: pd.DataFrame) -> pd.DataFrame:
+    """Per policy x (family, param, value, mode): the excess-risk rate averaged over the
+    initial distributions (the reference conditions left out)."""
+    sub = risk[~np.isclose(risk["value"], risk["reference_value"])]
+    return (sub.groupby(["variant", "run_id", "alpha", "seed", "family", "param", "value", "mode"], as_index=False)
+            ["excess_risk_rate"].mean())
+
+
+def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
+    from entrolab.stats import granulated_correlations
+
+    rates = policy_rates(risk)
+    measures = [m for m in MEASURES if m in complexity.columns]
+    frames = []
+    for (family, param, value, mode), sub in rates.groupby(["family", "param", "value", "mode"], sort=True):
+        df = sub.merge(complexity[["variant", "run_id"] + measures], on=["variant", "run_id"])
+        if len(df) < 3:
+            continue
+        c = granulated_correlations(df, measures, "excess_risk_rate", group_col="alpha",
+                                    num_resamples=num_resamples, rng=0)
+        c.insert(0, "mode", mode)
+        c.insert(0, "value", value)
+        c.insert(0, "param", param)
+        c.insert(0, "family", family)
+        frames.append(c)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_tables(study_dir: str | Path) -> dict[str, pd.DataFrame]:
+    tables_dir = Path(study_dir) / "tables"
+    return {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TABLES
+            if (tables_dir / f"{name}.parquet").exists()}

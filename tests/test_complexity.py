@@ -1,0 +1,434 @@
+"""Complexity measures and the Fisher trace against independent computations.
+
+References are computed here without the shipped code: NumPy SVD and norms,
+brute-force path enumeration, a float64 NumPy forward pass with finite
+differences, closed forms for linear policies, Monte Carlo scores, scipy.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+
+from entrolab.agents.evaluate import episode_returns
+from entrolab.agents.policy import GaussianPolicy
+from entrolab.envs import make
+from entrolab.measures.complexity import (
+    dense_layers,
+    empirical_lipschitz,
+    jacobian_spectral_norms,
+    norm_measures,
+    path_norm_squared,
+    sharpness,
+    sharpness_bisection,
+)
+from entrolab.measures.fisher import fisher_trace, fisher_trace_monte_carlo, summarize
+
+
+# ---- fixtures and independent references -------------------------------------------
+def random_params(policy: GaussianPolicy, seed: int, scale: float = 0.8) -> dict:
+    """Policy params (the structure of `policy.init`) with every mean-net entry random, biases
+    too, a random log-std and non-trivial normalisation statistics, so that no term of a
+    measure vanishes. Built in NumPy: compiling flax's orthogonal init costs seconds."""
+    rng = np.random.default_rng(seed)
+    sizes = (policy.obs_dim, *policy.hidden_sizes, policy.action_dim)
+    net = {f"Dense_{i}": {"kernel": scale * rng.standard_normal((a, b)), "bias": scale * rng.standard_normal(b)}
+           for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+    params = {
+        "mean_net": net,
+        "log_std": 0.4 * rng.standard_normal(policy.action_dim),
+        "obs_norm": {"mean": 0.3 * rng.standard_normal(policy.obs_dim),
+                     "var": rng.uniform(0.2, 3.0, policy.obs_dim)},
+    }
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+
+
+def stacked_params(policy: GaussianPolicy, seeds) -> dict:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *[random_params(policy, s) for s in seeds])
+
+
+def observations(num: int, dim: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    return scale * np.random.default_rng(seed).standard_normal((num, dim))
+
+
+def np_layers(params):
+    net = params["mean_net"]
+    return [(np.asarray(net[f"Dense_{i}"]["kernel"], np.float64),
+             np.asarray(net[f"Dense_{i}"]["bias"], np.float64))
+            for i in range(len(net))]
+
+
+def np_normalize(params, obs):
+    m = np.asarray(params["obs_norm"]["mean"], np.float64)
+    v = np.asarray(params["obs_norm"]["var"], np.float64)
+    return np.clip((obs - m) / np.sqrt(v + 1e-8), -10.0, 10.0)
+
+
+def np_mean_net(params, x):
+    layers = np_layers(params)
+    for kernel, bias in layers[:-1]:
+        x = np.tanh(x @ kernel + bias)
+    kernel, bias = layers[-1]
+    return x @ kernel + bias
+
+
+def fd_jacobian(f, x, h=1e-6):
+    """Central finite differences in float64, (out, in)."""
+    cols = []
+    for j in range(x.shape[0]):
+        e = np.zeros_like(x)
+        e[j] = h
+        cols.append((f(x + e) - f(x - e)) / (2 * h))
+    return np.stack(cols, axis=1)
+
+
+# jitted once per (policy, batch_size): eager vmap dispatches op by op, which is slower here
+jacobian_norms_jit = jax.jit(jacobian_spectral_norms, static_argnums=(0, 3))
+empirical_lipschitz_jit = jax.jit(empirical_lipschitz, static_argnums=(0, 3))
+fisher_trace_jit = jax.jit(fisher_trace, static_argnums=(0, 3))
+
+SMALL = GaussianPolicy(obs_dim=2, action_dim=1, hidden_sizes=(3, 2))  # the 2-3-2-1 net
+MEDIUM = GaussianPolicy(obs_dim=3, action_dim=2, hidden_sizes=(8, 8))
+LINEAR = GaussianPolicy(obs_dim=3, action_dim=2, hidden_sizes=())
+
+
+# ---- norms ----------------------------------------------------------------------------
+def test_dense_layers_numeric_order_and_both_param_forms():
+    net = {f"Dense_{i}": {"kernel": jnp.full((1, 1), float(i)), "bias": jnp.zeros(1)} for i in (10, 2, 0, 1, 9)}
+    assert [float(k[0, 0]) for k, _ in dense_layers(net)] == [0.0, 1.0, 2.0, 9.0, 10.0]
+    params = random_params(MEDIUM, 0)
+    from_full, from_net = dense_layers(params), dense_layers(params["mean_net"])
+    assert len(from_full) == 3
+    assert all(a is c and b is d for (a, b), (c, d) in zip(from_full, from_net))
+    with pytest.raises(ValueError, match="Dense"):
+        dense_layers({"log_std": jnp.zeros(2)})
+
+
+def test_spectral_and_frobenius_norms_match_numpy():
+    params = random_params(MEDIUM, 0)
+    out = norm_measures(params)
+    layers = np_layers(params)
+    spectral = [np.linalg.svd(k, compute_uv=False)[0] for k, _ in layers]
+    frob = [np.sqrt(np.sum(k**2)) for k, _ in layers]
+    for l in range(3):
+        np.testing.assert_allclose(out[f"spectral_norm_layer{l}"], spectral[l], rtol=1e-5)
+        np.testing.assert_allclose(out[f"frobenius_norm_layer{l}"], frob[l], rtol=1e-5)
+    np.testing.assert_allclose(out["spectral_product"], np.prod(spectral), rtol=1e-5)
+    np.testing.assert_allclose(out["frobenius_product"], np.prod(frob), rtol=1e-5)
+    np.testing.assert_allclose(out["frobenius_sq_sum"], sum(f**2 for f in frob), rtol=1e-5)
+    assert "dist_from_init" not in out
+    assert all(jnp.shape(v) == () for v in out.values())
+
+
+def brute_force_path_norm_sq(layers, include_bias):
+    """Sum over every path (from an input unit, or from a bias) to an output unit of the
+    product of squared weights along it, by explicit enumeration."""
+    widths = [layers[0][0].shape[0]] + [k.shape[1] for k, _ in layers]
+    starts = [0] + ([l + 1 for l in range(len(layers))] if include_bias else [])
+    total = 0.0
+    for start in starts:  # start > 0: the path's first edge is the bias b_{start-1}[j] into layer `start`
+        for units in itertools.product(*[range(w) for w in widths[start:]]):
+            prod = 1.0 if start == 0 else layers[start - 1][1][units[0]] ** 2
+            for step, (i, j) in enumerate(zip(units[:-1], units[1:])):
+                prod *= layers[start + step][0][i, j] ** 2
+            total += prod
+    return total
+
+
+@pytest.mark.parametrize("include_bias", [False, True])
+def test_path_norm_matches_brute_force_enumeration(include_bias):
+    params = random_params(SMALL, 1)
+    expected = brute_force_path_norm_sq(np_layers(params), include_bias)
+    np.testing.assert_allclose(path_norm_squared(params, include_bias=include_bias), expected, rtol=1e-5)
+    name = "path_norm" if include_bias else "path_norm_no_bias"
+    np.testing.assert_allclose(norm_measures(params)[name], np.sqrt(expected), rtol=1e-5)
+
+
+def test_path_norm_of_one_layer_is_frobenius():
+    params = random_params(LINEAR, 2)
+    out = norm_measures(params)
+    np.testing.assert_allclose(out["path_norm_no_bias"], out["frobenius_norm_layer0"], rtol=1e-6)
+    bias = np.asarray(params["mean_net"]["Dense_0"]["bias"])
+    np.testing.assert_allclose(out["path_norm"] ** 2, out["frobenius_sq_sum"] + np.sum(bias**2), rtol=1e-5)
+
+
+def test_distance_from_init_on_known_perturbation():
+    init = random_params(MEDIUM, 3)
+    rng = np.random.default_rng(4)
+    d_kernel = rng.standard_normal(init["mean_net"]["Dense_1"]["kernel"].shape).astype(np.float32)
+    d_bias = rng.standard_normal(init["mean_net"]["Dense_2"]["bias"].shape).astype(np.float32)
+    net = dict(init["mean_net"])
+    net["Dense_1"] = {**net["Dense_1"], "kernel": net["Dense_1"]["kernel"] + d_kernel}
+    net["Dense_2"] = {**net["Dense_2"], "bias": net["Dense_2"]["bias"] + d_bias}
+    out = norm_measures({**init, "mean_net": net}, init_params=init)
+    np.testing.assert_allclose(out["dist_from_init"], np.linalg.norm(d_kernel), rtol=1e-5)
+    np.testing.assert_allclose(out["dist_from_init_with_bias"],
+                               np.sqrt(np.sum(np.square(d_kernel)) + np.sum(np.square(d_bias))), rtol=1e-5)
+    assert float(norm_measures(init, init_params=init)["dist_from_init"]) == 0.0
+    with pytest.raises(ValueError, match="structure"):
+        norm_measures(init, init_params=random_params(LINEAR, 3))
+
+
+def test_norm_measures_jit_and_vmap_over_a_stack_of_policies():
+    stack, init = stacked_params(MEDIUM, range(3)), stacked_params(MEDIUM, range(10, 13))
+    batched = jax.jit(jax.vmap(norm_measures))(stack, init)
+    for i in range(3):
+        one = norm_measures(random_params(MEDIUM, i), random_params(MEDIUM, 10 + i))
+        for name, value in one.items():
+            np.testing.assert_allclose(batched[name][i], value, rtol=1e-5, err_msg=name)
+
+
+# ---- empirical Lipschitz ----------------------------------------------------------------
+def test_input_jacobian_norms_match_finite_differences():
+    params = random_params(MEDIUM, 5)
+    obs = observations(5, 3)
+    obs[0, 1] = 1e3  # clipped by the normalisation: that column of the raw Jacobian is 0
+    raw, normalised = jacobian_norms_jit(MEDIUM, params, obs)
+    for k in range(5):
+        j_raw = fd_jacobian(lambda s: np_mean_net(params, np_normalize(params, s)), obs[k])
+        j_norm = fd_jacobian(lambda x: np_mean_net(params, x), np_normalize(params, obs[k]))
+        np.testing.assert_allclose(raw[k], np.linalg.norm(j_raw, 2), rtol=1e-4)
+        np.testing.assert_allclose(normalised[k], np.linalg.norm(j_norm, 2), rtol=1e-4)
+    out = empirical_lipschitz_jit(MEDIUM, params, obs)
+    np.testing.assert_allclose(out["lipschitz_max"], np.max(raw), rtol=1e-6)
+    np.testing.assert_allclose(out["lipschitz_normalized_mean"], np.mean(normalised), rtol=1e-6)
+    chunked = jacobian_norms_jit(MEDIUM, params, obs, 2)
+    np.testing.assert_allclose(chunked[0], raw, rtol=1e-6)
+
+
+def test_lipschitz_of_a_linear_policy_is_the_kernel_norm():
+    params = random_params(LINEAR, 6)
+    obs = observations(6, 3)
+    kernel = np.asarray(params["mean_net"]["Dense_0"]["kernel"], np.float64)  # mu = W^T n(s) + b
+    scale = 1.0 / np.sqrt(np.asarray(params["obs_norm"]["var"], np.float64) + 1e-8)
+    raw, normalised = jacobian_norms_jit(LINEAR, params, obs)
+    np.testing.assert_allclose(normalised, np.linalg.norm(kernel, 2), rtol=1e-5)
+    np.testing.assert_allclose(raw, np.linalg.norm(kernel.T * scale, 2), rtol=1e-5)
+    unnormalised = GaussianPolicy(obs_dim=3, action_dim=2, hidden_sizes=(), normalize_observations=False)
+    out = empirical_lipschitz_jit(unnormalised, params, obs)
+    np.testing.assert_allclose(out["lipschitz_max"], np.linalg.norm(kernel, 2), rtol=1e-5)
+    assert float(out["observation_scale"]) == 1.0
+
+
+def test_empirical_lipschitz_is_below_the_spectral_bound():
+    params = random_params(MEDIUM, 7, scale=1.5)
+    emp = empirical_lipschitz_jit(MEDIUM, params, observations(200, 3, scale=3.0))
+    bound = norm_measures(params)["spectral_product"]
+    assert float(emp["lipschitz_normalized_max"]) <= float(bound) * (1 + 1e-5)
+    assert float(emp["lipschitz_max"]) <= float(bound * emp["observation_scale"]) * (1 + 1e-5)
+    np.testing.assert_allclose(emp["observation_scale"], np.max(1 / np.sqrt(params["obs_norm"]["var"] + 1e-8)))
+
+
+# ---- Fisher trace -----------------------------------------------------------------------
+def test_fisher_trace_of_a_linear_policy_in_closed_form():
+    params = random_params(LINEAR, 8)
+    obs = observations(7, 3)
+    # mu_i = sum_j W_ji x_j + b_i: grad mu_i = (x e_i^T, e_i), ||grad mu_i||^2 = ||x||^2 + 1
+    x = np_normalize(params, obs)
+    inv_var = np.exp(-2.0 * np.asarray(params["log_std"], np.float64))
+    expected = (np.sum(x**2, axis=1) + 1.0) * np.sum(inv_var)
+    out = fisher_trace_jit(LINEAR, params, obs)
+    np.testing.assert_allclose(out["mean"], expected, rtol=1e-5)
+    np.testing.assert_array_equal(out["log_std"], 2.0 * LINEAR.action_dim)
+    np.testing.assert_allclose(out["total"], expected + 4.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bounding", ["clip", "tanh"])
+def test_fisher_trace_matches_monte_carlo(key, bounding):
+    policy = GaussianPolicy(obs_dim=3, action_dim=2, hidden_sizes=(8, 8), action_bounding=bounding)
+    params = random_params(policy, 9)
+    obs = observations(4, 3)
+    exact = fisher_trace_jit(policy, params, obs)
+    mc = jax.jit(fisher_trace_monte_carlo, static_argnums=(0, 4))(policy, params, obs, key, 4000)
+    for part in ("mean", "log_std", "total"):
+        err = np.abs(np.asarray(exact[part]) - np.asarray(mc[part]))
+        assert np.all(err < 5.0 * np.asarray(mc[f"{part}_stderr"])), (part, err, mc[f"{part}_stderr"])
+    np.testing.assert_array_equal(exact["log_std"], 2.0 * policy.action_dim)
+    chunked = fisher_trace_jit(policy, params, obs, 3)
+    np.testing.assert_allclose(chunked["total"], exact["total"], rtol=1e-6)
+
+
+def test_fisher_trace_vmaps_over_a_stack_of_policies():
+    obs = observations(5, 3)
+    batched = jax.jit(jax.vmap(lambda p: fisher_trace(MEDIUM, p, obs)["total"]))(stacked_params(MEDIUM, range(3)))
+    for i in range(3):
+        np.testing.assert_allclose(batched[i], fisher_trace_jit(MEDIUM, random_params(MEDIUM, i), obs)["total"],
+                                   rtol=1e-5)
+
+
+# ---- summarize --------------------------------------------------------------------------
+def test_summarize_matches_numpy_and_scipy():
+    x = np.random.default_rng(0).gamma(2.0, 1.5, size=1001)
+    out = summarize(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(out["mean"], np.mean(x), rtol=1e-5)
+    np.testing.assert_allclose(out["median"], np.median(x), rtol=1e-5)
+    np.testing.assert_allclose(out["std"], np.std(x), rtol=1e-5)
+    np.testing.assert_allclose(out["min"], np.min(x), rtol=1e-6)
+    np.testing.assert_allclose(out["max"], np.max(x), rtol=1e-6)
+    for q, name in zip((0.05, 0.25, 0.75, 0.95, 0.99), ("q05", "q25", "q75", "q95", "q99")):
+        np.testing.assert_allclose(out[name], np.quantile(x, q), rtol=1e-5)
+    np.testing.assert_allclose(out["skewness"], scipy.stats.skew(x), rtol=1e-4)
+    np.testing.assert_allclose(out["kurtosis"], scipy.stats.kurtosis(x), rtol=1e-4)
+    const = summarize(jnp.full((5,), 0.1))
+    assert np.isnan(const["skewness"]) and np.isnan(const["kurtosis"])
+    with pytest.raises(ValueError, match="empty"):
+        summarize(jnp.zeros((0,)))
+
+
+# ---- sharpness --------------------------------------------------------------------------
+def quadratic_return(theta0):
+    """J(theta) = -||theta_mean - theta0||^2: at theta0 the expected drop under absolute
+    noise of scale s is exactly s^2 * num_params."""
+
+    def return_fn(params, key):
+        del key
+        sq = jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), params["mean_net"], theta0)
+        return -sum(jax.tree.leaves(sq))
+
+    return return_fn
+
+
+def test_sharpness_on_a_quadratic_return(key):
+    params = random_params(SMALL, 10)
+    n = sum(x.size for x in jax.tree.leaves(params["mean_net"]))
+    assert n == 2 * 3 + 3 + 3 * 2 + 2 + 2 * 1 + 1
+    return_fn = quadratic_return(params["mean_net"])
+    sigmas = [0.4, 0.05, 0.8, 0.1, 0.2]  # unsorted on purpose
+    tolerance = 1.5  # crossing at sqrt(1.5 / 20) = 0.27, between 0.2 and 0.4
+    run = jax.jit(lambda p, k, tol: sharpness(SMALL, p, return_fn, k, sigmas, 256, tol))  # tol traced
+    out = run(params, key, tolerance)
+    np.testing.assert_allclose(out["sigmas"], sorted(sigmas))
+    expected = np.asarray(sorted(sigmas)) ** 2 * n
+    assert float(out["base_return"]) == 0.0
+    assert np.all(np.abs(out["drop"] - expected) < 4.0 * out["drop_stderr"]), (out["drop"], expected)
+    # common random numbers: one noise draw for every sigma, so drop / sigma^2 is one number
+    ratio = np.asarray(out["drop"]) / np.asarray(out["sigmas"]) ** 2
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+    assert float(out["largest_sigma"]) == pytest.approx(0.2)
+    assert float(out["largest_sigma_upper"]) == pytest.approx(0.4)
+    assert bool(out["bracketed"])
+
+    flat = run(params, key, 100.0)
+    assert float(flat["largest_sigma"]) == pytest.approx(0.8) and not bool(flat["bracketed"])
+    assert np.isinf(flat["largest_sigma_upper"])
+    sharp = run(params, key, 1e-3)
+    assert float(sharp["largest_sigma"]) == 0.0 and float(sharp["largest_sigma_upper"]) == pytest.approx(0.05)
+
+    refined = jax.jit(
+        lambda p, k: sharpness_bisection(SMALL, p, return_fn, k, 0.2, 0.4, 256, tolerance, num_iterations=14)
+    )(params, key)
+    assert bool(refined["valid_bracket"])
+    assert float(refined["sigma_high"] - refined["sigma"]) < 0.2 / 2**13
+    assert float(refined["drop"]) <= tolerance
+    # the same noise as `sharpness`: the crossing of drop(s) = s^2 * ratio
+    np.testing.assert_allclose(refined["sigma"], np.sqrt(tolerance / ratio[0]), rtol=1e-3)
+    np.testing.assert_allclose(refined["sigma"], np.sqrt(tolerance / n), rtol=0.05)
+
+
+def test_magnitude_aware_sharpness_on_a_quadratic_return(key):
+    params = random_params(SMALL, 10)
+    w_sq = sum(float(jnp.sum(x**2)) for x in jax.tree.leaves(params["mean_net"]))
+    n = sum(x.size for x in jax.tree.leaves(params["mean_net"]))
+    return_fn = quadratic_return(params["mean_net"])
+    sigmas = np.array([0.1, 0.3])
+    run = jax.jit(lambda floor: sharpness(SMALL, params, return_fn, key, sigmas, 512, 1.0,
+                                          perturbation="magnitude", magnitude_floor=floor))
+    for floor in (0.0, 0.05):
+        out = run(floor)
+        expected = sigmas**2 * w_sq + n * floor**2  # E[eps_i^2] = s^2 w_i^2 + floor^2
+        assert np.all(np.abs(out["drop"] - expected) < 4.0 * out["drop_stderr"]), (floor, out["drop"], expected)
+
+
+def test_sharpness_vmaps_over_a_stack_of_policies(key):
+    def return_fn(params, key):  # -||theta||^2
+        return -sum(jnp.sum(x**2) for x in jax.tree.leaves(params["mean_net"]))
+
+    def drop(p):
+        return sharpness(SMALL, p, return_fn, key, [0.1, 0.3], 16, 0.5)["drop"]
+
+    batched = jax.jit(jax.vmap(drop))(stacked_params(SMALL, range(3)))
+    one = jax.jit(drop)
+    for i in range(3):
+        np.testing.assert_allclose(batched[i], one(random_params(SMALL, i)), rtol=1e-5)
+
+
+def test_sharpness_of_the_optimal_policy_of_a_probe_env(key):
+    """probe_obs_action: obs = +-1, one step, reward -(a - obs / 2)^2. The linear policy
+    a = obs / 2 earns 0; perturbed by (eps_w, eps_b) it earns -(eps_w obs + eps_b)^2, so
+    with obs^2 = 1 the expected drop under absolute noise is exactly 2 sigma^2."""
+    env, env_params = make("probe_obs_action")
+    policy = GaussianPolicy(obs_dim=1, action_dim=1, hidden_sizes=(), normalize_observations=False)
+    params = random_params(policy, 0)
+    params["mean_net"] = {"Dense_0": {"kernel": jnp.full((1, 1), 0.5), "bias": jnp.zeros(1)}}
+
+    def return_fn(p, k):
+        return jnp.mean(episode_returns(policy, p, env, env_params, k, num_episodes=8, num_steps=1))
+
+    sigmas = jnp.asarray([0.0, 0.05, 0.1])
+    out = jax.jit(lambda p: sharpness(policy, p, return_fn, key, sigmas, num_samples=512, tolerance=0.01))(params)
+    assert float(out["base_return"]) == pytest.approx(0.0, abs=1e-7)
+    assert float(out["drop"][0]) == pytest.approx(0.0, abs=1e-7)  # sigma = 0: the same policy, the same key
+    expected = 2.0 * np.asarray(sigmas) ** 2
+    assert np.all(np.abs(out["drop"] - expected) <= 4.0 * out["drop_stderr"]), (out["drop"], expected)
+    assert float(out["largest_sigma"]) == pytest.approx(0.05)  # 2 * 0.05^2 = 0.005 <= 0.01 < 0.02
+
+
+def test_measures_of_an_initialised_policy_on_visited_observations(key):
+    from entrolab.rollout import rollout
+
+    env, env_params = make("lorenz")
+    policy = GaussianPolicy(obs_dim=3, action_dim=3, hidden_sizes=(8,))
+    params = jax.jit(policy.init)(key)
+    assert jax.tree.structure(params) == jax.tree.structure(random_params(policy, 0))  # the helper's layout
+
+    def act(k, obs, state):
+        return policy.stochastic_action(k, params, obs)
+
+    traj = jax.jit(lambda k: rollout(env, env_params, act, k, 20))(key)
+    fisher = fisher_trace_jit(policy, params, traj.obs)
+    lip = empirical_lipschitz_jit(policy, params, traj.obs)
+    assert fisher["total"].shape == (20,) and np.all(np.asarray(fisher["total"]) >= 2.0 * 3)
+    assert all(np.isfinite(float(v)) for v in lip.values())
+    assert all(np.isfinite(float(v)) for v in summarize(fisher["total"]).values())
+    # at initialisation the output layer is orthogonal with gain 0.01: a near-constant mean
+    assert float(norm_measures(params)["spectral_norm_layer1"]) == pytest.approx(0.01, rel=1e-3)
+
+
+# ---- bad input --------------------------------------------------------------------------
+def test_bad_input_raises_clear_errors(key):
+    params = random_params(MEDIUM, 0)
+    obs = jnp.zeros((4, 3))
+    with pytest.raises(ValueError, match="empty"):
+        fisher_trace(MEDIUM, params, jnp.zeros((0, 3)))
+    with pytest.raises(ValueError, match="empty"):
+        empirical_lipschitz(MEDIUM, params, jnp.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        empirical_lipschitz(MEDIUM, params, jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        fisher_trace(MEDIUM, params, jnp.zeros(3))
+    with pytest.raises(ValueError, match="log_std"):
+        fisher_trace(GaussianPolicy(obs_dim=3, action_dim=3, hidden_sizes=(8, 8)), params, obs)
+    with pytest.raises(ValueError, match="Dense layers"):
+        fisher_trace(LINEAR, params, obs)
+    with pytest.raises(ValueError, match="batch_size"):
+        fisher_trace(MEDIUM, params, obs, batch_size=0)
+    with pytest.raises(ValueError, match="num_samples"):
+        fisher_trace_monte_carlo(MEDIUM, params, obs, key, num_samples=1)
+    return_fn = quadratic_return(params["mean_net"])
+    with pytest.raises(ValueError, match="sigmas"):
+        sharpness(MEDIUM, params, return_fn, key, [0.1, -0.1], 8, 1.0)
+    with pytest.raises(ValueError, match="sigmas"):
+        sharpness(MEDIUM, params, return_fn, key, [], 8, 1.0)
+    with pytest.raises(ValueError, match="tolerance"):
+        sharpness(MEDIUM, params, return_fn, key, [0.1], 8, 0.0)
+    with pytest.raises(ValueError, match="num_samples"):
+        sharpness(MEDIUM, params, return_fn, key, [0.1], 1, 1.0)
+    with pytest.raises(ValueError, match="num_samples"):
+        sharpness(MEDIUM, params, return_fn, key, [0.1], 8.0, 1.0)
+    with pytest.raises(ValueError, match="perturbation"):
+        sharpness(MEDIUM, params, return_fn, key, [0.1], 8, 1.0, perturbation="relative")
+    with pytest.raises(ValueError, match="sigma_low < sigma_high"):
+        sharpness_bisection(MEDIUM, params, return_fn, key, 0.3, 0.1, 8, 1.0)
