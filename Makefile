@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/entrolab simulate --out runs/simulate
+	$(VENV)/bin/entrolab study configs/lorenz-quick.toml --out runs/lorenz-quick
 
 test: $(STAMP)
 	$(PY) -m pytest
