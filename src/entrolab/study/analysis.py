@@ -135,8 +135,11 @@ def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resample
         df = sub.merge(complexity[["variant", "run_id"] + measures], on=["variant", "run_id"])
         if len(df) < 3:
             continue
-        c = granulated_correlations(df, measures, "excess_risk_rate", group_col="alpha",
+        # granulated: alpha held fixed (and the training variant, when a study has several)
+        group_col = ["variant", "alpha"] if df["variant"].nunique() > 1 else "alpha"
+        c = granulated_correlations(df, measures, "excess_risk_rate", group_col=group_col,
                                     num_resamples=num_resamples, rng=0)
+        c["group_value"] = [None if v is None else str(v) for v in c["group_value"]]
         c.insert(0, "mode", mode)
         c.insert(0, "value", value)
         c.insert(0, "param", param)

@@ -109,6 +109,14 @@ def fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
 
 
+def _group_label(value) -> str:
+    """A group of the correlations table: an alpha, or (variant, alpha) as text."""
+    try:
+        return fmt(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def fmt_ci(estimate, low, high) -> str:
     if not math.isfinite(float(estimate)):
         return "n/a"
@@ -667,10 +675,10 @@ def _correlation_section(corr: pd.DataFrame, target: Target | None) -> Section:
                                     tuple(rows)))
     full_rows = tuple(
         (str(r["family"]), fmt(r["value"]), str(r["mode"]), str(r["measure"]), str(r["scope"]),
-         fmt(r["group_value"]) if r["scope"] == "group" else "", str(int(r["n"])),
+         _group_label(r["group_value"]) if r["scope"] == "group" else "", str(int(r["n"])),
          _corr_cell(r, "kendall_tau"), fmt(r["kendall_p"], 3), _corr_cell(r, "spearman_rho"))
         for _, r in corr.iterrows())
-    full = Table(("family", "value", "mode", "measure", "scope", "alpha", "n", "Kendall tau [95% CI]", "p",
+    full = Table(("family", "value", "mode", "measure", "scope", "group", "n", "Kendall tau [95% CI]", "p",
                   "Spearman rho [95% CI]"), full_rows)
     section.blocks.append(Details(
         f"All correlations ({len(full_rows)} rows: every target, scopes overall, granulated and per alpha)", full,
