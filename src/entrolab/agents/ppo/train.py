@@ -18,7 +18,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -27,6 +26,7 @@ from entrolab.agents.policy import GaussianPolicy
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams, entropy_coefficient
 from entrolab.agents.ppo.losses import clipped_surrogate, explained_variance, gae
 from entrolab.agents.running_stats import RunningStats, normalize
+from entrolab.agents.spaces import flat_bounded_spaces
 from entrolab.envs.core import Environment
 
 
@@ -72,25 +72,16 @@ class PPO:
         self.config = config
         self.env = env
         params = env.default_params if env_params is None else env_params
-        obs_shape = env.observation_space(params).shape
-        act_shape = env.action_space(params).shape
-        if len(obs_shape) != 1 or len(act_shape) != 1:
-            raise ValueError(f"PPO needs flat observations and actions, got {obs_shape} and {act_shape}")
+        obs_dim, action_dim, self.action_low, self.action_high = flat_bounded_spaces(env, params, "PPO")
         self.policy = GaussianPolicy(
-            obs_dim=obs_shape[0],
-            action_dim=act_shape[0],
+            obs_dim=obs_dim,
+            action_dim=action_dim,
             hidden_sizes=tuple(config.hidden_sizes),
             activation=config.activation,
             action_bounding=config.action_bounding,
             normalize_observations=config.normalize_observations,
         )
         self.critic = MLP(tuple(config.critic_hidden_sizes or config.hidden_sizes), 1, config.activation)
-        # the policy acts in [-1, 1]^m; map to the env's bounds (identity for entrolab's envs)
-        space = env.action_space(params)
-        self.action_low = np.broadcast_to(np.asarray(space.low, np.float32), act_shape).copy()
-        self.action_high = np.broadcast_to(np.asarray(space.high, np.float32), act_shape).copy()
-        if not (np.all(np.isfinite(self.action_low)) and np.all(np.isfinite(self.action_high))):
-            raise ValueError(f"PPO needs a bounded action space, got low={space.low}, high={space.high}")
 
     def to_env_action(self, a: jax.Array) -> jax.Array:
         """Affine map from [-1, 1]^m to the environment's action box."""

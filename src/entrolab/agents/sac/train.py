@@ -44,7 +44,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -61,6 +60,7 @@ from entrolab.agents.sac.losses import (
     td_target,
 )
 from entrolab.agents.sac.networks import SquashedGaussianPolicy, TwinQ
+from entrolab.agents.spaces import flat_bounded_spaces
 from entrolab.envs.core import Environment
 
 
@@ -112,13 +112,10 @@ class SAC:
         self.config = config
         self.env = env
         params = env.default_params if env_params is None else env_params
-        obs_shape = env.observation_space(params).shape
-        act_shape = env.action_space(params).shape
-        if len(obs_shape) != 1 or len(act_shape) != 1:
-            raise ValueError(f"SAC needs flat observations and actions, got {obs_shape} and {act_shape}")
+        obs_dim, action_dim, self.action_low, self.action_high = flat_bounded_spaces(env, params, "SAC")
         self.policy = SquashedGaussianPolicy(
-            obs_dim=obs_shape[0],
-            action_dim=act_shape[0],
+            obs_dim=obs_dim,
+            action_dim=action_dim,
             hidden_sizes=tuple(config.hidden_sizes),
             activation=config.activation,
             log_std_min=config.log_std_min,
@@ -126,14 +123,8 @@ class SAC:
         )
         self.critic = TwinQ(tuple(config.critic_hidden_sizes or config.hidden_sizes), config.activation)
         self.target_entropy = (
-            -float(act_shape[0]) if config.target_entropy is None else float(config.target_entropy)
+            -float(action_dim) if config.target_entropy is None else float(config.target_entropy)
         )
-        # the policy acts in [-1, 1]^m; map to the env's bounds (identity for entrolab's envs)
-        space = env.action_space(params)
-        self.action_low = np.broadcast_to(np.asarray(space.low, np.float32), act_shape).copy()
-        self.action_high = np.broadcast_to(np.asarray(space.high, np.float32), act_shape).copy()
-        if not (np.all(np.isfinite(self.action_low)) and np.all(np.isfinite(self.action_high))):
-            raise ValueError(f"SAC needs a bounded action space, got low={space.low}, high={space.high}")
 
     def to_env_action(self, a: jax.Array) -> jax.Array:
         """Affine map from [-1, 1]^m to the environment's action box."""
