@@ -15,6 +15,7 @@ so a missing, truncated or incompatible checkpoint is a clear error.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -57,7 +58,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def save_checkpoint(
     path: str | Path,
-    policy: GaussianPolicy,
+    policy: Any,
     arrays: dict[str, Any],
     *,
     algorithm: str,
@@ -80,15 +81,7 @@ def save_checkpoint(
     manifest = {
         "format_version": FORMAT_VERSION,
         "algorithm": algorithm,
-        "policy": {
-            "class": "GaussianPolicy",
-            "obs_dim": policy.obs_dim,
-            "action_dim": policy.action_dim,
-            "hidden_sizes": list(policy.hidden_sizes),
-            "activation": policy.activation,
-            "action_bounding": policy.action_bounding,
-            "normalize_observations": policy.normalize_observations,
-        },
+        "policy": policy_spec(policy),
         "config": config,
         "hparams": hparams,
         "env": env,
@@ -103,9 +96,11 @@ def save_checkpoint(
 
 @dataclass(frozen=True)
 class LoadedPolicy:
-    """A trained policy: `apply(params, obs) -> (mean, log_std)` is pure."""
+    """A trained policy: `apply(params, obs) -> (mean, log_std)` is pure (the Gaussian before
+    bounding: clipped or tanh-squashed for PPO's `GaussianPolicy`, tanh for SAC's
+    `SquashedGaussianPolicy`)."""
 
-    policy: GaussianPolicy
+    policy: Any
     params: dict
     arrays: dict  # everything saved: "policy", and e.g. "init_policy", "critic"
     manifest: dict
@@ -118,6 +113,40 @@ class LoadedPolicy:
         if deterministic:
             return self.policy.deterministic_action(self.params, obs)
         return self.policy.stochastic_action(key, self.params, obs)
+
+
+def _policy_classes() -> dict[str, type]:
+    from entrolab.agents.sac.networks import SquashedGaussianPolicy
+
+    return {"GaussianPolicy": GaussianPolicy, "SquashedGaussianPolicy": SquashedGaussianPolicy}
+
+
+def policy_spec(policy) -> dict[str, Any]:
+    """The policy's class name and constructor fields (JSON-able), for the manifest."""
+    name = type(policy).__name__
+    if name not in _policy_classes():
+        raise ValueError(f"cannot checkpoint a policy of class {name}; known: {sorted(_policy_classes())}")
+    fields = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
+    return {"class": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+
+def policy_from_spec(spec: dict[str, Any], path: Path | str = "checkpoint"):
+    """Rebuild the policy a manifest describes (a clear CheckpointError if it cannot)."""
+    classes = _policy_classes()
+    cls = classes.get(spec.get("class"))
+    if cls is None:
+        raise CheckpointError(f"{path}: unknown policy class {spec.get('class')!r}; known: {sorted(classes)}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in spec.items() if k != "class"}
+    unknown, missing = sorted(set(kwargs) - names), sorted(n for n in ("obs_dim", "action_dim") if n not in kwargs)
+    if unknown or missing:
+        raise CheckpointError(f"{path}: the manifest's {cls.__name__} has unknown fields {unknown} "
+                              f"or lacks {missing}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot rebuild {cls.__name__} from its manifest: {err}") from err
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -153,13 +182,6 @@ def load_policy(path: str | Path) -> LoadedPolicy:
             f"{params_path} does not match its manifest (size {len(data)} vs {manifest.get('params_bytes')} bytes): "
             "truncated or corrupt"
         )
-    spec = manifest["policy"]
-    if spec.get("class") != "GaussianPolicy":
-        raise CheckpointError(f"{path}: unknown policy class {spec.get('class')!r}")
-    policy = GaussianPolicy(
-        obs_dim=spec["obs_dim"], action_dim=spec["action_dim"], hidden_sizes=tuple(spec["hidden_sizes"]),
-        activation=spec["activation"], action_bounding=spec["action_bounding"],
-        normalize_observations=spec["normalize_observations"],
-    )
+    policy = policy_from_spec(manifest.get("policy", {}), path)
     arrays = jax.tree.map(jax.numpy.asarray, serialization.msgpack_restore(data))
     return LoadedPolicy(policy=policy, params=arrays["policy"], arrays=arrays, manifest=manifest)
