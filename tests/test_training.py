@@ -123,3 +123,35 @@ def test_train_cli_end_to_end(tmp_path):
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert list(runs["alpha"]) == [0.0, 0.05]
     assert (tmp_path / runs["checkpoint"][0] / "manifest.json").is_file()
+
+
+def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
+    """`entrolab train --algo sac|sac-adaent`: one program per sweep, rows in runs.parquet,
+    checkpoints of the squashed policy that load and act."""
+    import pandas as pd
+
+    from entrolab import load_policy
+    from entrolab.agents.sac.networks import SquashedGaussianPolicy
+
+    common = ["--env", "probe_action", "--alpha", "0.05,0.2", "--seeds", "1", "--steps", "400", "--hidden", "16",
+              "--buffer-size", "400", "--batch-size", "32", "--learning-starts", "100", "--log-interval", "100",
+              "--eval-episodes", "4"]
+    for algo in ["sac", "sac-adaent"]:
+        out = tmp_path / algo
+        result = CliRunner().invoke(app, ["train", "--algo", algo, *common, "--adaent-actions", "4", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        runs = pd.read_parquet(out / "runs.parquet")
+        assert list(runs["algo"]) == [algo, algo] and list(runs["alpha"]) == [0.05, 0.2]
+        assert (runs["env_steps"] == 400).all()
+        np.testing.assert_allclose(runs["hp_alpha"], [0.05, 0.2], rtol=1e-6)
+        curves = pd.read_parquet(out / "metrics.parquet")
+        assert len(curves) == 2 * 4 and "adaent_switch_fraction" in curves
+        policy = load_policy(out / runs["checkpoint"][0])
+        assert isinstance(policy.policy, SquashedGaussianPolicy)
+        assert policy.manifest["algorithm"] == algo
+        assert abs(float(policy.act(None, jnp.zeros(1))[0])) <= 1.0
+    bad = CliRunner().invoke(app, ["train", "--algo", "sac", "--schedule", "linear", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "has no entropy schedule" in bad.output
+    bad = CliRunner().invoke(app, ["train", "--algo", "sac-adaent", "--adaent-threshold", "1.5", "--out",
+                                   str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "adaent_threshold" in bad.output

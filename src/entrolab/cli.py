@@ -118,19 +118,19 @@ def _parse_env_options(options: list[str]) -> dict:
 @app.command()
 def train(
     env: str = typer.Option("lorenz", help="Environment: lorenz, ks, or gymnax:NAME (e.g. gymnax:Pendulum-v1)."),
-    algo: str = typer.Option("ppo", help="Algorithm (ppo)."),
+    algo: str = typer.Option("ppo", help="Algorithm: ppo, sac or sac-adaent."),
     alpha: str = typer.Option("0,0.01,0.05,0.1", help="Initial entropy coefficients, comma-separated."),
     seeds: int = typer.Option(8, help="Seeds per coefficient."),
     steps: int = typer.Option(1_000_000, help="Env steps per agent."),
     out: Path = typer.Option(Path("runs/train"), help="Output directory."),
     env_option: list[str] = typer.Option([], help="Env override KEY=VALUE (repeatable), e.g. obs_noise_std=0.1."),
-    num_envs: int = typer.Option(8, help="Parallel envs per agent."),
+    num_envs: int = typer.Option(None, help="Parallel envs per agent (default: ppo 8, sac 1)."),
     num_steps: int = typer.Option(256, help="Rollout length per env."),
     epochs: int = typer.Option(10, help="Epochs per rollout."),
     minibatches: int = typer.Option(8, help="Minibatches per epoch."),
-    hidden: str = typer.Option("64,64", help="Hidden layer widths, comma-separated."),
-    activation: str = typer.Option("tanh", help="tanh, relu, gelu or silu."),
-    schedule: str = typer.Option("linear", help="Entropy schedule: linear (decay to 0) or constant."),
+    hidden: str = typer.Option(None, help="Hidden layer widths, comma-separated (default: ppo 64,64, sac 256,256)."),
+    activation: str = typer.Option(None, help="tanh, relu, gelu or silu (default: ppo tanh, sac relu)."),
+    schedule: str = typer.Option(None, help="PPO entropy schedule: linear (decay to 0; the default) or constant."),
     ent_horizon: float = typer.Option(400_000, help="Env steps of the linear decay."),
     bounding: str = typer.Option("clip", help="Action bounding: clip or tanh."),
     normalize_obs: bool = typer.Option(True, help="Running observation normalisation."),
@@ -142,29 +142,52 @@ def train(
     max_grad_norm: float = typer.Option(0.5, help="Global gradient-norm clip."),
     init_log_std: float = typer.Option(0.0, help="Initial log-std of the policy."),
     eval_episodes: int = typer.Option(16, help="Evaluation episodes per agent (deterministic and sampled)."),
+    buffer_size: int = typer.Option(1_000_000, help="SAC: replay buffer capacity."),
+    batch_size: int = typer.Option(256, help="SAC: transitions per gradient step."),
+    learning_starts: int = typer.Option(10_000, help="SAC: random-action steps before learning."),
+    auto_alpha: bool = typer.Option(False, help="SAC: learn alpha toward the target entropy (--alpha = initial)."),
+    adaent_threshold: float = typer.Option(0.9, help="SAC-AdaEnt: cosine threshold in [-1, 1]."),
+    adaent_actions: int = typer.Option(100, help="SAC-AdaEnt: actions sampled per state (K >= 2)."),
+    log_interval: int = typer.Option(1000, help="SAC: iterations per logged row."),
 ) -> None:
-    """Train PPO agents over entropy coefficients x seeds as one compiled program."""
+    """Train agents over entropy coefficients (PPO) or temperatures (SAC) x seeds as one compiled program."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from entrolab.agents.ppo import PPOConfig, PPOHParams
     from entrolab.training import train_sweep
 
-    if algo != "ppo":
-        console.print(f"[red]error:[/red] unknown algorithm {algo!r}; available: ppo")
+    if algo not in ("ppo", "sac", "sac-adaent"):
+        console.print(f"[red]error:[/red] unknown algorithm {algo!r}; available: ppo, sac, sac-adaent")
         raise typer.Exit(2)
     try:
         alphas = _parse_floats(alpha, "--alpha")
-        config = PPOConfig(
-            num_envs=num_envs, num_steps=num_steps, total_timesteps=steps, num_epochs=epochs,
-            num_minibatches=minibatches, hidden_sizes=tuple(int(w) for w in _parse_floats(hidden, "--hidden")),
-            activation=activation, action_bounding=bounding, normalize_observations=normalize_obs,
-            entropy_schedule=schedule,
-        )
-        hparams = PPOHParams(learning_rate=lr, gamma=gamma, gae_lambda=gae_lambda, clip_eps=clip,
-                             vf_coef=vf_coef, ent_horizon=ent_horizon, max_grad_norm=max_grad_norm,
-                             init_log_std=init_log_std).check()
+        widths = None if hidden is None else tuple(int(w) for w in _parse_floats(hidden, "--hidden"))
+        if algo != "ppo":
+            from entrolab.agents.sac import SACConfig, SACHParams
+
+            if schedule is not None:
+                raise ValueError(f"--schedule: {algo} has no entropy schedule (its alpha is fixed, or learned "
+                                 "with --auto-alpha)")
+
+            config = SACConfig(
+                num_envs=num_envs or 1, total_timesteps=steps, buffer_size=buffer_size, batch_size=batch_size,
+                learning_starts=learning_starts, hidden_sizes=widths or (256, 256), activation=activation or "relu",
+                auto_alpha=auto_alpha, adaent=algo == "sac-adaent", adaent_num_actions=adaent_actions,
+                log_interval=log_interval,
+            )
+            hparams = SACHParams(gamma=gamma, adaent_threshold=adaent_threshold).check(config)
         columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps/agent"),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+        if algo == "ppo":
+            config = PPOConfig(
+                num_envs=num_envs or 8, num_steps=num_steps, total_timesteps=steps, num_epochs=epochs,
+                num_minibatches=minibatches, hidden_sizes=widths or (64, 64), activation=activation or "tanh",
+                action_bounding=bounding, normalize_observations=normalize_obs,
+                entropy_schedule=schedule or "linear",
+            )
+            hparams = PPOHParams(learning_rate=lr, gamma=gamma, gae_lambda=gae_lambda, clip_eps=clip,
+                                 vf_coef=vf_coef, ent_horizon=ent_horizon, max_grad_norm=max_grad_norm,
+                                 init_log_std=init_log_std).check()
         with Progress(*columns, console=console) as progress:
             runs = train_sweep(env, alphas, seeds, out, config, hparams, _parse_env_options(env_option),
                                eval_episodes=eval_episodes, progress=progress)

@@ -52,22 +52,57 @@ def _atomic_parquet(df, path: Path) -> None:
     tmp.replace(path)
 
 
+class _Learner:
+    """What `train_sweep` needs from an algorithm: its trainer, the hyperparameter that the
+    sweep's alphas set, and the unit of progress (a PPO update, or a logged chunk of SAC
+    iterations) that one compiled call runs `n` of, with one metrics row per unit."""
+
+    def __init__(self, config, env, env_params):
+        if isinstance(config, PPOConfig):
+            self.name, self.alpha_field = "ppo", "ent_coef"
+            self.trainer = make_train(config, env, env_params)
+            self.num_units, self.steps_per_unit = config.num_updates, config.batch_size
+            self.run_units = self.trainer.run
+            return
+        from entrolab.agents.sac import SACConfig
+        from entrolab.agents.sac import make_train as make_sac
+        from entrolab.agents.sac.train import summarize
+
+        if not isinstance(config, SACConfig):
+            raise ValueError(f"config must be a PPOConfig or a SACConfig, got {type(config).__name__}")
+        self.name = "sac-adaent" if config.adaent else "sac"
+        self.alpha_field = "alpha"
+        self.trainer = trainer = make_sac(config, env, env_params)
+        self.num_units, self.steps_per_unit = config.num_chunks, config.num_envs * config.log_interval
+
+        def run_units(state, hp, env_params, n):
+            def chunk(state, _):
+                state, metrics = trainer.run(state, hp, env_params, config.log_interval)
+                return state, summarize(metrics)
+
+            return jax.lax.scan(chunk, state, None, n)
+
+        self.run_units = run_units
+
+
 def train_sweep(
     env_name: str,
     alphas: Sequence[float],
     num_seeds: int,
     out: str | Path,
-    config: PPOConfig = PPOConfig(),
-    hparams: PPOHParams = PPOHParams(),
+    config: Any = PPOConfig(),
+    hparams: Any = PPOHParams(),
     env_overrides: dict[str, Any] | None = None,
     eval_episodes: int = 16,
     num_chunks: int = 20,
     seed_offset: int = 0,
     progress: Any = None,
 ):
-    """Train len(alphas) x num_seeds PPO agents in one program; returns the runs table.
+    """Train len(alphas) x num_seeds agents in one program; returns the runs table.
 
-    `progress`: an optional `rich.progress.Progress` (a task is added to it).
+    The algorithm follows the config: `PPOConfig` (alphas = initial entropy coefficients) or
+    `entrolab.agents.sac.SACConfig` with `SACHParams` (alphas = SAC's temperature, fixed or
+    initial). `progress`: an optional `rich.progress.Progress` (a task is added to it).
     Seeds are shared across alphas (run (alpha, s) uses key s): paired comparisons.
     """
     import pandas as pd
@@ -85,14 +120,19 @@ def train_sweep(
 
     pairs = [(a, s) for a in alphas for s in range(seed_offset, seed_offset + int(num_seeds))]
     num_agents = len(pairs)
+    learner = _Learner(config, env, env_params)
+    if learner.name != "ppo":
+        hparams.check(config)
+        if config.auto_alpha and min(alphas) <= 0:
+            raise ValueError("with automatic alpha the alphas are initial temperatures and must be > 0")
     hp_batch = jax.tree.map(lambda v: jnp.full((num_agents,), v, jnp.float32), hparams)
-    hp_batch = hp_batch.replace(ent_coef=jnp.asarray([a for a, _ in pairs], jnp.float32))
+    hp_batch = hp_batch.replace(**{learner.alpha_field: jnp.asarray([a for a, _ in pairs], jnp.float32)})
     keys = jnp.stack([jax.random.key(s) for _, s in pairs])
 
-    trainer = make_train(config, env, env_params)
-    total_updates = config.num_updates
+    trainer = learner.trainer
+    total_updates = learner.num_units
     chunk = max(1, math.ceil(total_updates / max(1, num_chunks)))
-    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, 0, None, None)), static_argnums=3)
+    run_chunk = jax.jit(jax.vmap(learner.run_units, in_axes=(0, 0, None, None)), static_argnums=3)
 
     t0 = time.perf_counter()
     state = trainer.init_batch(keys, hp_batch, env_params)  # not vmapped: see its docstring
@@ -105,7 +145,7 @@ def train_sweep(
 
     task = None
     if progress is not None:
-        task = progress.add_task(f"{env_name}: {num_agents} agents", total=total_updates * config.batch_size)
+        task = progress.add_task(f"{env_name}: {num_agents} agents", total=total_updates * learner.steps_per_unit)
     metrics_chunks = []
     done_updates = 0
     t_train = time.perf_counter()
@@ -116,7 +156,7 @@ def train_sweep(
         metrics_chunks.append(metrics)
         done_updates += n
         if task is not None:
-            progress.update(task, completed=done_updates * config.batch_size)
+            progress.update(task, completed=done_updates * learner.steps_per_unit)
     train_time = time.perf_counter() - t_train
 
     # ---- evaluation: every agent, deterministic and sampled ------------------------
@@ -146,18 +186,18 @@ def train_sweep(
                 "init_policy": jax.tree.map(lambda x: np.asarray(x[i]), state.init_policy),
                 "critic": jax.tree.map(lambda x: np.asarray(x[i]), state.params["critic"]),
             },
-            algorithm="ppo", config=config_dict, hparams=hp_i,
+            algorithm=learner.name, config=config_dict, hparams=hp_i,
             env={"name": env_name, "overrides": _jsonable(env_overrides)},
             extra={"seed": seed, "alpha": alpha},
         )
         final_returns = metrics["episode_return"][i]
         finite = final_returns[np.isfinite(final_returns)]
         rows.append({
-            "run_id": rid, "env": env_name, "algo": "ppo", "alpha": alpha, "seed": seed,
+            "run_id": rid, "env": env_name, "algo": learner.name, "alpha": alpha, "seed": seed,
             **{f"hp_{k}": v for k, v in hp_i.items()},
             **{f"cfg_{k}": (json.dumps(v) if isinstance(v, (list, tuple)) or v is None else v)
                for k, v in config_dict.items()},
-            "env_steps": int(total_updates * config.batch_size),
+            "env_steps": int(total_updates * learner.steps_per_unit),
             "wall_time_s": wall_time, "train_time_s": train_time, "compile_time_s": compile_time,
             "num_agents_in_program": num_agents,
             "train_return_last": float(finite[-5:].mean()) if finite.size else float("nan"),
@@ -177,7 +217,7 @@ def train_sweep(
         "num_seeds": int(num_seeds), "seed_offset": int(seed_offset), "config": config_dict,
         "hparams": dataclasses.asdict(hparams), "eval_episodes": int(eval_episodes),
         "compile_time_s": compile_time, "train_time_s": train_time, "wall_time_s": wall_time,
-        "env_steps_per_s": num_agents * total_updates * config.batch_size / train_time,
+        "env_steps_per_s": num_agents * total_updates * learner.steps_per_unit / train_time,
     }, indent=2, default=float))
     return runs
 
