@@ -1,7 +1,8 @@
 """Gymnasium views of the functional environments.
 
-`import entrolab` registers `entrolab/Lorenz-v0` and
-`entrolab/KuramotoSivashinsky-v0`. `gymnasium.make(id, **overrides)` takes
+`import entrolab` registers `entrolab/Lorenz-v0`,
+`entrolab/KuramotoSivashinsky-v0`, `entrolab/Obstacle2D-v0` and
+`entrolab/Acrobot-v0`. `gymnasium.make(id, **overrides)` takes
 the same overrides as `entrolab.envs.make`. Two ways to vectorise:
 
 - `gymnasium.make_vec(id, n, vectorization_mode="sync")`: n copies, Python loop;
@@ -26,7 +27,12 @@ from gymnasium.vector.utils import batch_space
 
 from entrolab.envs.registry import make
 
-IDS = {"lorenz": "entrolab/Lorenz-v0", "ks": "entrolab/KuramotoSivashinsky-v0"}
+IDS = {
+    "lorenz": "entrolab/Lorenz-v0",
+    "ks": "entrolab/KuramotoSivashinsky-v0",
+    "obstacle2d": "entrolab/Obstacle2D-v0",
+    "acrobot": "entrolab/Acrobot-v0",
+}
 
 
 def _seed_key(seed: int | None) -> jax.Array:

@@ -17,9 +17,11 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from entrolab.envs.acrobot import Acrobot
 from entrolab.envs.core import Environment, EnvParams
 from entrolab.envs.ks import KuramotoSivashinsky
 from entrolab.envs.lorenz import Lorenz
+from entrolab.envs.obstacle2d import Obstacle2D
 from entrolab.envs.probes import (
     ActionReward,
     ConstantReward,
@@ -32,6 +34,8 @@ from entrolab.envs.probes import (
 REGISTRY: dict[str, Callable[..., Environment]] = {
     "lorenz": Lorenz,
     "ks": KuramotoSivashinsky,
+    "obstacle2d": Obstacle2D,
+    "acrobot": Acrobot,
     "probe_constant": ConstantReward,
     "probe_obs_reward": ObsDependentReward,
     "probe_discount": DiscountedReward,
