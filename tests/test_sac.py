@@ -309,6 +309,7 @@ def test_adaent_with_threshold_one_switches_and_still_learns():
     assert q_plain == pytest.approx(0.0, abs=0.01)
 
 
+@pytest.mark.slow  # ~9 s; `make test-slow` runs it (the default suite keeps the other AdaEnt tests)
 def test_adaent_plain_critic_learns_the_plain_value_and_bootstraps_through_truncation():
     """probe_truncation at alpha = 0.2: the plain Q is 1 / (1 - gamma) = 10 whatever the
     policy, while the soft Q adds the discounted entropy bonus: (1 + gamma alpha H) / (1 - gamma)
