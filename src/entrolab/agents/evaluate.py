@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from entrolab.agents.policy import GaussianPolicy
+from entrolab.agents.spaces import to_env_action
 from entrolab.envs.core import Environment
 
 
@@ -44,7 +45,7 @@ def episode_returns(
                 a = policy.deterministic_action(policy_params, obs)
             else:
                 a = policy.stochastic_action(k_act, policy_params, obs)
-            a = action_low + 0.5 * (a + 1.0) * (action_high - action_low)
+            a = to_env_action(a, action_low, action_high)
             obs, state, reward, term, trunc, _ = env.step(k_env, state, a, env_params)
             total = total + jnp.where(alive, reward, 0.0)
             alive = alive & ~(term | trunc)

@@ -21,3 +21,8 @@ def flat_bounded_spaces(env: Environment, params, algorithm: str) -> tuple[int, 
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise ValueError(f"{algorithm} needs a bounded action space, got low={space.low}, high={space.high}")
     return obs_shape[0], act_shape[0], low, high
+
+
+def to_env_action(a, low, high):
+    """The affine map from the policies' [-1, 1]^m to the env's action box [low, high]."""
+    return low + 0.5 * (a + 1.0) * (high - low)

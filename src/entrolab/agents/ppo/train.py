@@ -26,7 +26,7 @@ from entrolab.agents.policy import GaussianPolicy
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams, entropy_coefficient
 from entrolab.agents.ppo.losses import clipped_surrogate, explained_variance, gae
 from entrolab.agents.running_stats import RunningStats, normalize
-from entrolab.agents.spaces import flat_bounded_spaces
+from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
 from entrolab.envs.core import Environment
 
 
@@ -85,7 +85,7 @@ class PPO:
 
     def to_env_action(self, a: jax.Array) -> jax.Array:
         """Affine map from [-1, 1]^m to the environment's action box."""
-        return self.action_low + 0.5 * (a + 1.0) * (self.action_high - self.action_low)
+        return to_env_action(a, self.action_low, self.action_high)
 
     # ---- pieces ---------------------------------------------------------------
     def value(self, critic_params, nobs):

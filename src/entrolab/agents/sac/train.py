@@ -60,7 +60,7 @@ from entrolab.agents.sac.losses import (
     td_target,
 )
 from entrolab.agents.sac.networks import SquashedGaussianPolicy, TwinQ
-from entrolab.agents.spaces import flat_bounded_spaces
+from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
 from entrolab.envs.core import Environment
 
 
@@ -128,7 +128,7 @@ class SAC:
 
     def to_env_action(self, a: jax.Array) -> jax.Array:
         """Affine map from [-1, 1]^m to the environment's action box."""
-        return self.action_low + 0.5 * (a + 1.0) * (self.action_high - self.action_low)
+        return to_env_action(a, self.action_low, self.action_high)
 
     # ---- pieces ---------------------------------------------------------------
     def alpha(self, log_alpha, hp: SACHParams):
