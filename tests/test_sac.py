@@ -299,6 +299,24 @@ def test_adaent_with_threshold_zero_is_sac_exactly():
     assert np.all(np.isfinite(m_ada["plain_critic_loss"])) and np.all(np.isnan(m_sac["plain_critic_loss"]))
 
 
+def test_sac_with_a_plain_critic_beside_is_sac_exactly():
+    """`plain_critic=True` trains the entropy-free critics (for the Q landscapes) without
+    touching the actor, the soft critics or alpha: SAC's values bit for bit, and the plain
+    critic's loss is logged."""
+    _, _, _, sac, m_sac = _train("probe_action", hp_items=AUTO_HP, **AUTO)
+    _, _, trainer, both, m_both = _train("probe_action", hp_items=AUTO_HP, plain_critic=True, **AUTO)
+    for part in ("actor", "critic", "target_critic"):
+        jax.tree.map(np.testing.assert_array_equal, sac.params[part], both.params[part])
+    np.testing.assert_array_equal(np.asarray(sac.log_alpha), np.asarray(both.log_alpha))
+    for k in ("actor_loss", "critic_loss", "entropy", "alpha", "q_soft", "episode_return"):
+        np.testing.assert_array_equal(m_sac[k], m_both[k], err_msg=k)
+    assert np.all(np.isfinite(m_both["plain_critic_loss"])) and np.all(np.isfinite(m_both["q_plain"]))
+    # probe_action: one step, reward -(a - 0.5)^2 -> the plain Q is the reward itself
+    for a in (-0.5, 0.0, 0.5):
+        q = float(trainer.plain_q(both, _col([0.0]), jnp.full((1, 1), a))[0])
+        assert q == pytest.approx(-((a - 0.5) ** 2), abs=0.05)
+
+
 def test_adaent_with_threshold_one_switches_and_still_learns():
     hp = AUTO_HP + (("adaent_threshold", 1.0),)
     env, params, trainer, state, metrics = _train("probe_action", hp_items=hp, adaent=True, **AUTO)
@@ -368,7 +386,7 @@ def test_plain_q_needs_adaent():
     trainer = make_train(SACConfig(**{**BASE, "total_timesteps": 400}), env, params)
     state = jax.jit(trainer.init)(jax.random.key(0), _f32(HPARAMS), params)
     assert "plain_critic" not in state.params
-    with pytest.raises(ValueError, match="adaent=True"):
+    with pytest.raises(ValueError, match="plain_critic=True"):
         trainer.plain_q(state, _col([0.0]), _col([0.0]))
 
 

@@ -184,7 +184,8 @@ def train_sweep(
             {
                 "policy": jax.tree.map(lambda x: np.asarray(x[i]), policy_params),
                 "init_policy": jax.tree.map(lambda x: np.asarray(x[i]), state.init_policy),
-                "critic": jax.tree.map(lambda x: np.asarray(x[i]), state.params["critic"]),
+                **{name: jax.tree.map(lambda x: np.asarray(x[i]), state.params[name])
+                   for name in ("critic", "plain_critic") if name in state.params},
             },
             algorithm=learner.name, config=config_dict, hparams=hp_i,
             env={"name": env_name, "overrides": _jsonable(env_overrides)},

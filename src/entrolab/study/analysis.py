@@ -64,6 +64,10 @@ def build_tables(study_dir: str | Path, config: StudyConfig | None = None, num_r
 
     study_dir = Path(study_dir)
     config = config or read_config(study_dir)
+    if not isinstance(config, StudyConfig):
+        from entrolab.study import comparison
+
+        return comparison.build_tables(study_dir, config, num_resamples)
     num_resamples = num_resamples or config.evaluate.bootstrap
     tables_dir = study_dir / "tables"
     tables_dir.mkdir(exist_ok=True)
@@ -148,7 +152,7 @@ def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resample
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_tables(study_dir: str | Path) -> dict[str, pd.DataFrame]:
+def load_tables(study_dir: str | Path, names=TABLES) -> dict[str, pd.DataFrame]:
     tables_dir = Path(study_dir) / "tables"
-    return {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TABLES
+    return {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in names
             if (tables_dir / f"{name}.parquet").exists()}

@@ -228,14 +228,24 @@ def _format_error(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: dict, source: str = "config") -> StudyConfig:
+def parse_config(data: dict, source: str = "config"):
+    """A `StudyConfig` (robustness study, the default) or, with ``kind = "comparison"``, a
+    `entrolab.study.comparison.ComparisonConfig`."""
+    from entrolab.study.comparison import ComparisonConfig
+
+    kind = data.get("kind", "robustness")
     try:
-        return StudyConfig.model_validate(data)
+        if kind == "comparison":
+            return ComparisonConfig.model_validate(data)
+        if kind != "robustness":
+            raise StudyConfigError(f"{source}: invalid study config:\n  kind: unknown study kind {kind!r}; "
+                                   "known: 'robustness' (the default), 'comparison'")
+        return StudyConfig.model_validate({k: v for k, v in data.items() if k != "kind"})
     except ValidationError as err:
         raise StudyConfigError(f"{source}: invalid study config:\n{_format_error(err)}") from None
 
 
-def load_config(path: str | Path) -> StudyConfig:
+def load_config(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise StudyConfigError(f"{path}: no such study config")

@@ -816,6 +816,10 @@ def write_report(study_dir: str | Path) -> Path:
     (its tables built by `entrolab.study.analysis.build_tables`); returns the path of index.html."""
     study_dir = Path(study_dir)
     config = read_config(study_dir)
+    if not isinstance(config, StudyConfig):
+        from entrolab.study.comparison_report import write_comparison_report
+
+        return write_comparison_report(study_dir, config)
     tables = load_tables(study_dir)
     out = study_dir / REPORT_DIR
     fig_dir = out / FIGURES_DIR

@@ -79,10 +79,14 @@ def prepare(config: StudyConfig, out: Path, log=None) -> Registry:
     path = out / CONFIG_FILE
     if path.exists():
         old = json.loads(path.read_text())
-        if (old.get("name"), old.get("env")) != (config.name, config.env):
+        env = getattr(config, "env", None)
+        if (old.get("name"), old.get("env"), old.get("kind")) != (config.name, env, getattr(config, "kind", None)):
+            what = f"{config.name!r} on {env!r}" if env else f"the comparison {config.name!r}"
+            theirs = f"{old.get('name')!r} on {old.get('env')!r}" if old.get("env") else \
+                f"the {old.get('kind')} study {old.get('name')!r}"
             raise StudyConfigError(
-                f"{out} holds a different study ({old.get('name')!r} on {old.get('env')!r}, not "
-                f"{config.name!r} on {config.env!r}); use another --out, or delete the directory to start over")
+                f"{out} holds a different study ({theirs}, not {what}); use another --out, "
+                "or delete the directory to start over")
     registry = Registry(out / REGISTRY_FILE)
     changes = registry.plan(plan_units(config))
     if log is not None and path.exists() and (changes["reset"] or changes["removed"]):
@@ -113,7 +117,7 @@ def run_study(
     """
     from entrolab.study import analysis
 
-    config = config if isinstance(config, StudyConfig) else load_config(config)
+    config = load_config(config) if isinstance(config, (str, Path)) else config
     out = Path(out)
     registry = prepare(config, out, log=None if progress is None else progress.console.log)
     registry.recover()

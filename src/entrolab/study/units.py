@@ -47,8 +47,14 @@ def unit_key(seed: int, unit_id: str) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), digest)
 
 
-def read_config(study_dir: Path) -> StudyConfig:
-    return StudyConfig.model_validate_json((Path(study_dir) / CONFIG_FILE).read_text())
+def read_config(study_dir: Path):
+    """The resolved config of a study directory: a `StudyConfig`, or a `ComparisonConfig`."""
+    from entrolab.study.comparison import ComparisonConfig
+
+    text = (Path(study_dir) / CONFIG_FILE).read_text()
+    if json.loads(text).get("kind") == "comparison":
+        return ComparisonConfig.model_validate_json(text)
+    return StudyConfig.model_validate_json(text)
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -60,8 +66,12 @@ def families(config: StudyConfig) -> list[str]:
         (["dynamics"] if config.evaluate.dynamics is not None else [])
 
 
-def plan_units(config: StudyConfig) -> list[Unit]:
+def plan_units(config) -> list[Unit]:
     """Every unit of the study, with fingerprints of the config parts each depends on."""
+    if not isinstance(config, StudyConfig):
+        from entrolab.study import comparison
+
+        return comparison.plan_units(config)
     c = json.loads(config.model_dump_json())
     train_common = {k: c[k] for k in ("env", "env_options", "alphas", "seeds", "seed_offset")}
     train_section = {k: v for k, v in c["train"].items()
@@ -107,7 +117,12 @@ def execute(study_dir: str | Path, unit: Unit, progress: Any = None) -> None:
     """Run one unit to completion (raises on failure; partial output is discarded)."""
     study_dir = Path(study_dir)
     config = read_config(study_dir)
-    fn = {"train": _train, "evaluate": _evaluate, "measures": _measures}[unit.kind]
+    if isinstance(config, StudyConfig):
+        fn = {"train": _train, "evaluate": _evaluate, "measures": _measures}[unit.kind]
+    else:
+        from entrolab.study.comparison import UNIT_FUNCTIONS
+
+        fn = UNIT_FUNCTIONS[unit.kind]
     scratch = _scratch(study_dir)
     try:
         fn(config, study_dir, unit, scratch, progress)

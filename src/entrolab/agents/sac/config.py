@@ -51,6 +51,7 @@ class SACConfig:
     auto_alpha: bool = False  # learn log α toward `target_entropy` (else α = SACHParams.alpha, fixed)
     target_entropy: float | None = None  # default: -action_dim
     adaent: bool = False  # SAC-AdaEnt: plain critics, per-state switch of the actor's Q
+    plain_critic: bool = False  # also learn the plain (entropy-free) Q of the policy, unused by the actor
     adaent_num_actions: int = 100  # K actions per state for the soft/plain similarity
     log_interval: int = 1000  # iterations per logged row of `SAC.__call__`
 
@@ -88,6 +89,12 @@ class SACConfig:
                 f"total_timesteps = {self.total_timesteps} is smaller than one logging chunk "
                 f"(num_envs * log_interval = {self.num_envs * self.log_interval})"
             )
+
+    @property
+    def learns_plain_q(self) -> bool:
+        """Whether plain critics are trained: always under AdaEnt, else if `plain_critic`
+        (for the soft-vs-plain Q landscapes of a plain SAC agent)."""
+        return bool(self.adaent or self.plain_critic)
 
     @property
     def num_iterations(self) -> int:

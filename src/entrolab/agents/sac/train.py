@@ -66,7 +66,7 @@ from entrolab.envs.core import Environment
 
 @struct.dataclass
 class SACState:
-    params: dict  # {"actor", "critic", "target_critic"} (+ "plain_critic", "target_plain_critic" under AdaEnt)
+    params: dict  # {"actor", "critic", "target_critic"} (+ "plain_critic", "target_plain_critic": learns_plain_q)
     opt_state: dict  # Adam states {"actor", "critic", "alpha"} (+ "plain_critic")
     log_alpha: jax.Array  # learned with auto_alpha; log(hp.alpha), unused, without
     buffer: ReplayBuffer
@@ -143,8 +143,8 @@ class SAC:
 
     def plain_q(self, state: SACState, obs, action):
         """min of the twin plain critics (AdaEnt only), shape obs.shape[:-1]."""
-        if not self.config.adaent:
-            raise ValueError("plain critics exist only with SACConfig(adaent=True)")
+        if not self.config.learns_plain_q:
+            raise ValueError("plain critics exist only with SACConfig(adaent=True) or SACConfig(plain_critic=True)")
         return self.critic.min(state.params["plain_critic"], obs, action)
 
     def full_policy_params(self, state: SACState) -> dict:
@@ -162,7 +162,7 @@ class SAC:
         tx = make_optimizer(1.0)  # the state is the same for every learning rate
         log_alpha = jnp.log(jnp.asarray(hp.alpha, jnp.float32))
         opt_state = {"actor": tx.init(actor), "critic": tx.init(critic), "alpha": tx.init(log_alpha)}
-        if cfg.adaent:
+        if cfg.learns_plain_q:
             plain = self.critic.init(k_plain, obs_dim, act_dim)
             params = {**params, "plain_critic": plain, "target_plain_critic": plain}
             opt_state = {**opt_state, "plain_critic": tx.init(plain)}
@@ -219,7 +219,7 @@ class SAC:
         new_params = {**params, "critic": critic}
         new_opt = {**opt_state, "critic": critic_opt}
         plain_loss = nan
-        if cfg.adaent:
+        if cfg.learns_plain_q:
             q_next_plain = self.critic.min(params["target_plain_critic"], batch.next_obs, a_n)
             y_plain = td_target(batch.reward, batch.terminated, q_next_plain, hp.gamma)
             plain, plain_opt, plain_loss = fit(params["plain_critic"], opt_state["plain_critic"], y_plain)
@@ -237,12 +237,15 @@ class SAC:
             u, logp = self.policy.sample(k_actor, mean, log_std)
             a = jnp.tanh(u)
             q_soft = self.critic.min(critic, batch.obs, a)
-            if cfg.adaent:
-                q_plain = self.critic.min(new_params["plain_critic"], batch.obs, a)
-                q = choose_q(q_soft, q_plain, switch)
+            if cfg.learns_plain_q:
+                q_plain = jax.lax.stop_gradient(self.critic.min(new_params["plain_critic"], batch.obs, a))
                 q_plain_mean = jnp.mean(q_plain)
+            if cfg.adaent:
+                q = choose_q(q_soft, self.critic.min(new_params["plain_critic"], batch.obs, a), switch)
             else:
-                q, q_plain_mean = q_soft, nan
+                q = q_soft
+            if not cfg.learns_plain_q:
+                q_plain_mean = nan
             return actor_loss(logp, q, alpha), (logp, log_std, jnp.mean(q_soft), q_plain_mean)
 
         (a_loss, (logp, log_std, q_soft_mean, q_plain_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -260,7 +263,7 @@ class SAC:
 
         # 4. targets
         new_params["target_critic"] = polyak(params["target_critic"], critic, hp.tau)
-        if cfg.adaent:
+        if cfg.learns_plain_q:
             new_params["target_plain_critic"] = polyak(
                 params["target_plain_critic"], new_params["plain_critic"], hp.tau
             )

@@ -1,0 +1,122 @@
+"""The comparison study (configs/tiny-comparison.toml): every config mistake is a clear error
+before any work; a study interrupted after two units and resumed ends with complete tables
+whose statistics match independent computations; the report draws every figure."""
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from entrolab.study.comparison import ComparisonConfig, probability_of_improvement
+from entrolab.study.config import StudyConfigError, load_config, parse_config
+from entrolab.study.runner import run_study
+
+TINY = Path(__file__).parent.parent / "configs" / "tiny-comparison.toml"
+
+
+def _data():
+    return tomllib.loads(TINY.read_text())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["methods"]["sac"]["options"].update(entropy_schedule="linear"), "has no entropy schedule"),
+    (lambda d: d["methods"]["sac"]["options"].update(learning_rate=1e-3), "unknown option 'learning_rate'"),
+    (lambda d: d["methods"]["sac-adaent"]["options"].update(adaent_threshold=1.5), "adaent_threshold out of range"),
+    (lambda d: d["methods"]["sac-adaent"]["options"].update(adaent_num_actions=1), "adaent_num_actions"),
+    (lambda d: d["methods"]["ppo"]["options"].update(total_timesteps=5), "set by the study"),
+    (lambda d: d["methods"]["ppo"].update(algo="dqn"), "methods.ppo.algo"),
+    (lambda d: d["tasks"]["obstacle"].update(steps={"ppo": 1024}), "no budget for method 'sac'"),
+    (lambda d: d["tasks"]["obstacle"].update(steps={"pp0": 1024, "default": 400}), "are not methods"),
+    (lambda d: d["tasks"]["obstacle"].update(env="nope"), "tasks.obstacle"),
+    (lambda d: d["tasks"]["obstacle"]["env_options"].update(wall=1), "tasks.obstacle"),
+    (lambda d: d["methods"]["sac"].update(alpha=-0.1), "methods.sac.alpha"),
+    (lambda d: d.update(kind="sweep"), "unknown study kind"),
+    (lambda d: d.update(tasks={}), "tasks"),
+])
+def test_config_mistakes_are_clear_errors(edit, message):
+    data = _data()
+    edit(data)
+    with pytest.raises(StudyConfigError, match=message):
+        parse_config(data, "tiny")
+
+
+def test_the_config_builds_each_algorithm():
+    config = load_config(TINY)
+    assert isinstance(config, ComparisonConfig)
+    ppo, _ = config.build("ppo", "obstacle")
+    sac, sac_hp = config.build("sac", "obstacle")
+    ada, _ = config.build("sac-adaent", "obstacle")
+    assert ppo.total_timesteps == 1024 and ppo.entropy_schedule == "constant" and ppo.hidden_sizes == (16, 16)
+    assert sac.total_timesteps == 400 and sac.plain_critic and not sac.adaent  # landscapes = true (default)
+    assert ada.adaent and ada.adaent_num_actions == 4
+    assert config.learns_plain_q("sac") and not config.learns_plain_q("ppo")
+
+
+def test_probability_of_improvement_against_mann_whitney():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=7), np.concatenate([rng.normal(0.5, size=4), [0.0, 0.0]])
+    u = scipy.stats.mannwhitneyu(x, y).statistic
+    assert probability_of_improvement(x, y) == pytest.approx(u / (len(x) * len(y)))
+    assert probability_of_improvement([1, 1], [1, 1]) == 0.5
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The tiny study, interrupted after two units and resumed (about 1-2 min on 2 cores)."""
+    out = tmp_path_factory.mktemp("cmp") / "tiny"
+    run_study(TINY, out, stop_after=2)
+    assert not (out / "tables").exists()
+    run_study(TINY, out)
+    return out
+
+
+def test_interrupted_study_ends_with_complete_tables(study):
+    t = {p.stem: pd.read_parquet(p) for p in (study / "tables").glob("*.parquet")}
+    assert set(t) == {"runs", "curves", "summary", "improvement", "landscape_slices", "landscape_maps"}
+    runs = t["runs"]
+    assert sorted(runs["method"].unique()) == ["ppo", "sac", "sac-adaent"]
+    assert len(runs) == 3 * 2 and not runs.duplicated(["task", "method", "seed"]).any()
+    assert dict(zip(runs["method"], runs["algo"])) == {"ppo": "ppo", "sac": "sac", "sac-adaent": "sac-adaent"}
+    assert set(runs.groupby("method")["env_steps"].first()) == {1024, 400}
+    assert all((study / c / "manifest.json").exists() for c in runs["checkpoint"])
+    # summary statistics against scipy / numpy on the runs table
+    for (method, mode), row in t["summary"].set_index(["method", "mode"]).iterrows():
+        col = "eval_return_det_mean" if mode == "deterministic" else "eval_return_sto_mean"
+        x = runs.loc[runs["method"] == method, col].to_numpy()
+        assert row["iqm"] == pytest.approx(scipy.stats.trim_mean(x, 0.25))
+        assert row["mean"] == pytest.approx(x.mean()) and row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
+    imp = t["improvement"].set_index(["method", "versus", "mode"])
+    for a, b in (("ppo", "sac"), ("sac", "sac-adaent")):
+        p_ab, p_ba = imp.loc[(a, b, "deterministic"), "p_improvement"], imp.loc[(b, a, "deterministic"), "p_improvement"]
+        assert p_ab + p_ba == pytest.approx(1.0)
+    # learning curves: chunks rows per run, PPO and SAC metrics side by side
+    curves = t["curves"]
+    assert curves.groupby(["method", "seed"]).size().eq(4).all()  # PPO: 1024 / (4 x 64) updates; SAC: 400 / 100 chunks
+    assert curves.loc[curves["method"] == "sac-adaent", "adaent_switch_fraction"].between(0, 1).all()
+    # landscapes: the two SAC methods (both learned a plain Q), every seed, both action dims
+    slices = t["landscape_slices"]
+    assert sorted(slices["method"].unique()) == ["sac", "sac-adaent"]
+    assert slices["plain_raw"].notna().all() and slices["similarity"].between(0, 1 + 1e-6).all()
+    assert set(slices["dim"]) == {0, 1} and set(slices["seed"]) == {0, 1}
+    assert (slices[slices["state"] == 0]["time"] == 0).all()
+    assert len(t["landscape_maps"]) == 2 * 2 * 41 * 41  # first seed, two states, each SAC method
+
+
+def test_report_draws_every_figure(study):
+    md = (study / "report" / "report.md").read_text()
+    for name in ("final_returns", "curves", "adaent_switch", "entropy", "landscape_obstacle_sac",
+                 "landscape_map_obstacle_sac-adaent"):
+        assert (study / "report" / "figures" / f"{name}.png").exists(), name
+        assert f"figures/{name}.png" in md
+    assert "P(ppo > sac)" in md and (study / "report" / "index.html").exists()
+
+
+def test_a_robustness_directory_is_refused(study, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(study, other)
+    with pytest.raises(StudyConfigError, match="different study"):
+        run_study(Path(__file__).parent.parent / "configs" / "tiny-test.toml", other)
