@@ -1,7 +1,7 @@
 """The functional environment protocol: purity, jit/vmap, auto-reset, noise,
 divergence handling and clear errors, for every registered control system
-(the probe environments have their own tests in test_probes.py, obstacle2d
-in test_precision_envs.py)."""
+(the probe environments have their own tests in test_probes.py; obstacle2d,
+vehicle and the quadrotors in test_precision_envs.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +10,13 @@ import pytest
 
 from entrolab.envs import make, registered, replace_params
 
-# obstacle2d has a fixed start and natural termination (collision, goal): the
-# generic tests below assume random initial states and no natural end; its
+# obstacle2d and vehicle have a fixed start, obstacle2d and the quadrotors end
+# episodes naturally (collision, goal; crash, flip, stray): the generic tests
+# below assume random initial states and no natural end. Each of them would
+# also compile these environments' steps again, a few seconds apiece. Their
 # equivalents are in test_precision_envs.py.
-ENVS = [name for name in registered() if not name.startswith("probe_") and name != "obstacle2d"]
+PRECISION_TASKS = {"obstacle2d", "vehicle", "quadrotor", "quadrotor_realistic"}
+ENVS = [name for name in registered() if not name.startswith("probe_") and name not in PRECISION_TASKS]
 
 
 def _zeros_action(env, params):

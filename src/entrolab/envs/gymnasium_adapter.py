@@ -1,8 +1,9 @@
 """Gymnasium views of the functional environments.
 
 `import entrolab` registers `entrolab/Lorenz-v0`,
-`entrolab/KuramotoSivashinsky-v0`, `entrolab/Obstacle2D-v0` and
-`entrolab/Acrobot-v0`. `gymnasium.make(id, **overrides)` takes
+`entrolab/KuramotoSivashinsky-v0`, `entrolab/Obstacle2D-v0`,
+`entrolab/Acrobot-v0`, `entrolab/Vehicle-v0`, `entrolab/Quadrotor-v0` and
+`entrolab/QuadrotorRealistic-v0`. `gymnasium.make(id, **overrides)` takes
 the same overrides as `entrolab.envs.make`. Two ways to vectorise:
 
 - `gymnasium.make_vec(id, n, vectorization_mode="sync")`: n copies, Python loop;
@@ -32,6 +33,9 @@ IDS = {
     "ks": "entrolab/KuramotoSivashinsky-v0",
     "obstacle2d": "entrolab/Obstacle2D-v0",
     "acrobot": "entrolab/Acrobot-v0",
+    "vehicle": "entrolab/Vehicle-v0",
+    "quadrotor": "entrolab/Quadrotor-v0",
+    "quadrotor_realistic": "entrolab/QuadrotorRealistic-v0",
 }
 
 

@@ -30,12 +30,17 @@ from entrolab.envs.probes import (
     ObsDependentReward,
     TruncatedBootstrap,
 )
+from entrolab.envs.quadrotor import Quadrotor, QuadrotorRealistic
+from entrolab.envs.vehicle import Vehicle
 
 REGISTRY: dict[str, Callable[..., Environment]] = {
     "lorenz": Lorenz,
     "ks": KuramotoSivashinsky,
     "obstacle2d": Obstacle2D,
     "acrobot": Acrobot,
+    "vehicle": Vehicle,
+    "quadrotor": Quadrotor,
+    "quadrotor_realistic": QuadrotorRealistic,
     "probe_constant": ConstantReward,
     "probe_obs_reward": ObsDependentReward,
     "probe_discount": DiscountedReward,
@@ -49,8 +54,15 @@ ALIASES = {"kuramoto_sivashinsky": "ks", "kuramoto-sivashinsky": "ks", "lorenz63
 POSITIVE = {
     "dt", "length", "sigma", "beta", "obs_scale", "cost_scale", "actuator_width",
     "sensor_width", "divergence_bound", "cost_cap", "max_steps_in_episode",
+    "mass", "yaw_inertia", "min_slip_speed", "rolling_smoothing_speed", "circle_radius",
+    "inertia_xx", "inertia_yy", "inertia_zz", "arm", "thrust_coefficient", "thrust_to_weight",
+    "rotor_speed_range", "motor_time_constant", "wind_correlation_time", "path_period",
+    "max_distance",
 }
-NON_NEGATIVE = {"obs_noise_std", "action_noise_std", "init_std", "control_cost", "action_scale"}
+NON_NEGATIVE = {
+    "obs_noise_std", "action_noise_std", "init_std", "control_cost", "action_scale",
+    "wind_force_std", "drag_coefficient_xy", "drag_coefficient_z", "rate_cost",
+}
 
 
 def registered() -> list[str]:
