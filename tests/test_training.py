@@ -150,6 +150,14 @@ def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
         assert isinstance(policy.policy, SquashedGaussianPolicy)
         assert policy.manifest["algorithm"] == algo
         assert abs(float(policy.act(None, jnp.zeros(1))[0])) <= 1.0
+        # the soft and plain Q of the trained agent: one state (probe_action is one step), one coordinate
+        land = CliRunner().invoke(app, ["landscape", str(out / runs["checkpoint"][0]), "--out", str(tmp_path / "land"),
+                                        "--num", "11"])
+        assert land.exit_code == 0, land.output
+        table = pd.read_parquet(tmp_path / "land" / "slices.parquet")
+        assert len(table) == 11 and table["plain_raw"].notna().all() and (tmp_path / "land" / "slices.png").exists()
+    bad = CliRunner().invoke(app, ["landscape", str(tmp_path / "nothing")])
+    assert bad.exit_code == 2 and "does not" in bad.output  # (rich wraps the long path)
     bad = CliRunner().invoke(app, ["train", "--algo", "sac", "--schedule", "linear", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "has no entropy schedule" in bad.output
     bad = CliRunner().invoke(app, ["train", "--algo", "sac-adaent", "--adaent-threshold", "1.5", "--out",

@@ -149,6 +149,7 @@ def train(
     adaent_threshold: float = typer.Option(0.9, help="SAC-AdaEnt: cosine threshold in [-1, 1]."),
     adaent_actions: int = typer.Option(100, help="SAC-AdaEnt: actions sampled per state (K >= 2)."),
     log_interval: int = typer.Option(1000, help="SAC: iterations per logged row."),
+    plain_critic: bool = typer.Option(False, help="SAC: also learn the plain Q (for `entrolab landscape`)."),
 ) -> None:
     """Train agents over entropy coefficients (PPO) or temperatures (SAC) x seeds as one compiled program."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -173,7 +174,7 @@ def train(
                 num_envs=num_envs or 1, total_timesteps=steps, buffer_size=buffer_size, batch_size=batch_size,
                 learning_starts=learning_starts, hidden_sizes=widths or (256, 256), activation=activation or "relu",
                 auto_alpha=auto_alpha, adaent=algo == "sac-adaent", adaent_num_actions=adaent_actions,
-                log_interval=log_interval,
+                log_interval=log_interval, plain_critic=plain_critic,
             )
             hparams = SACHParams(gamma=gamma, adaent_threshold=adaent_threshold).check(config)
         columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps/agent"),
@@ -197,6 +198,49 @@ def train(
     summary = runs.groupby("alpha")[["eval_return_det_mean", "eval_return_sto_mean"]].agg(["mean", "std"])
     console.print(summary.round(3).to_string())
     console.print(f"[green]wrote[/green] {out}/runs.parquet, {out}/metrics.parquet, {out}/checkpoints/")
+
+
+@app.command()
+def landscape(
+    checkpoint: Path = typer.Argument(..., help="A SAC checkpoint directory (runs/.../checkpoints/RUN)."),
+    out: Path = typer.Option(None, help="Output directory (default: CHECKPOINT/landscape)."),
+    states: int = typer.Option(3, help="States of the policy's greedy episode (evenly spaced times)."),
+    num: int = typer.Option(81, help="Points per action coordinate."),
+    seed: int = typer.Option(0, help="Seed of the episode."),
+) -> None:
+    """Soft vs plain Q of a trained SAC agent over its action space: slices.parquet and figures."""
+    import jax
+
+    from entrolab.checkpoint import CheckpointError, load_policy
+    from entrolab.envs import make
+    from entrolab.qlandscape import Landscape, heatmap_figure, landscape_states, slices_figure
+
+    try:
+        loaded = load_policy(checkpoint)
+        land = Landscape.from_checkpoint(loaded)
+        env_spec = loaded.manifest.get("env", {})
+        env, params = make(env_spec["name"], **env_spec.get("overrides", {}))
+        obs, times = landscape_states(land.policy, land.actor, env, params, jax.random.key(seed), states)
+        table = land.slices(obs, num=num)
+    except (CheckpointError, ValueError, KeyError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    out = out or checkpoint / "landscape"
+    out.mkdir(parents=True, exist_ok=True)
+    table.insert(0, "time", times[table["state"].to_numpy()])
+    table.to_parquet(out / "slices.parquet", index=False)
+    labels = {s: f"t={int(t)}" for s, t in enumerate(times)}
+    slices_figure(table, out / "slices.png", labels, title=str(checkpoint))
+    if land.plain is None:
+        console.print("[yellow]note:[/yellow] this agent has no plain critic (train with --plain-critic or "
+                      "--algo sac-adaent): the soft Q only")
+    if land.policy.action_dim >= 2:
+        heatmap_figure([land.heatmap(o, num=min(num, 61)) for o in obs], out / "map.png",
+                       [labels[s] for s in range(len(times))], title=str(checkpoint))
+    sim = table.groupby(["time", "dim"])["similarity"].first().unstack()
+    console.print("soft/plain similarity per time (rows) and action coordinate (columns):")
+    console.print(sim.round(3).to_string())
+    console.print(f"[green]wrote[/green] {out}/slices.parquet and figures")
 
 
 def _compilation_cache(out: Path) -> None:

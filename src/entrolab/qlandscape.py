@@ -148,6 +148,36 @@ class Landscape:
                 "similarity": float(shifted_cosine_similarity(jnp.asarray(soft.ravel()), jnp.asarray(plain.ravel())))}
 
 
+def landscape_states(policy, params, env, env_params, key, num: int) -> tuple[np.ndarray, np.ndarray]:
+    """`num` observations of the policy's first greedy episode at evenly spaced times of its first
+    half (the first is the reset), and those times. Works on any env of the protocol (gymnax's too)."""
+    import jax
+
+    from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
+
+    _, _, low, high = flat_bounded_spaces(env, env_params, "a landscape")
+    steps = int(getattr(env_params, "max_steps_in_episode", 200))
+    k_reset, k_run = jax.random.split(key)
+
+    @jax.jit
+    def episode(k_reset, k_run):
+        obs, state = env.reset(k_reset, env_params)
+
+        def body(carry, k):
+            obs, state = carry
+            action = to_env_action(policy.deterministic_action(params, obs), low, high)
+            next_obs, state, _, terminated, truncated, _ = env.step(k, state, action, env_params)
+            return (next_obs, state), (obs, terminated | truncated)
+
+        return jax.lax.scan(body, (obs, state), jax.random.split(k_run, steps))[1]
+
+    obs, done = jax.device_get(episode(k_reset, k_run))
+    ends = np.flatnonzero(np.asarray(done))
+    length = int(ends[0]) + 1 if ends.size else steps
+    times = np.unique(np.linspace(0, (length - 1) // 2, num).round().astype(int))
+    return np.asarray(obs)[times], times
+
+
 # ---- figures ---------------------------------------------------------------------
 def slices_figure(table, path: str | Path, state_labels: dict | None = None, title: str = ""):
     """One panel per (state, action dimension): soft and plain Q - max, the policy density shaded."""

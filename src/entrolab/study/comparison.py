@@ -195,30 +195,12 @@ def _train(config: ComparisonConfig, study_dir: Path, unit, out: Path, progress)
                 seed_offset=config.seed_offset, progress=progress)
 
 
-def landscape_states(policy, params, env, env_params, key, num: int) -> tuple[np.ndarray, np.ndarray]:
-    """`num` observations of the policy's first greedy episode at evenly spaced times of its first
-    half (the first is the reset), and those times."""
-    import jax
-
-    from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
-    from entrolab.rollout import rollout
-
-    _, _, low, high = flat_bounded_spaces(env, env_params, "a landscape")
-    steps = int(getattr(env_params, "max_steps_in_episode", 200))
-    traj = rollout(env, env_params, lambda k, o, s: to_env_action(policy.deterministic_action(params, o), low, high),
-                   key, steps)
-    done = np.flatnonzero(np.asarray(traj.terminated) | np.asarray(traj.truncated))
-    length = int(done[0]) + 1 if done.size else steps
-    times = np.unique(np.linspace(0, (length - 1) // 2, num).round().astype(int))
-    return np.asarray(jax.device_get(traj.obs))[times], times
-
-
 def _landscape(config: ComparisonConfig, study_dir: Path, unit, out: Path, progress) -> None:
     import pandas as pd
 
     from entrolab.checkpoint import load_policy
     from entrolab.envs import make
-    from entrolab.qlandscape import Landscape
+    from entrolab.qlandscape import Landscape, landscape_states
     from entrolab.study.units import _write_parquet, unit_key
 
     task, method = unit.payload["task"], unit.payload["method"]
