@@ -9,29 +9,19 @@ tables quoted in docs/results.md.
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_study import archive  # noqa: E402
 KEEP = ["runs", "curves", "summary", "improvement", "landscape_slices"]
 
 
 def main(study_dir: str) -> None:
     d = Path(study_dir)
-    name = json.loads((d / "config.json").read_text())["name"]
-    dest = ROOT / "benchmarks" / "results" / "studies" / name
-    (dest / "tables").mkdir(parents=True, exist_ok=True)
-    for t in KEEP:
-        shutil.copy(d / "tables" / f"{t}.parquet", dest / "tables" / f"{t}.parquet")
-    shutil.copy(d / "config.json", dest / "config.json")
-    shutil.copy(d / "report" / "report.md", dest / "report.md")
-    for fig in sorted((d / "report" / "figures").glob("*.png")):
-        shutil.copy(fig, ROOT / "docs" / "figures" / f"{name}_{fig.name}")
-
+    archive(d, KEEP, "")
     pd.set_option("display.width", 220)
     pd.set_option("display.max_columns", 20)
     summary = pd.read_parquet(d / "tables" / "summary.parquet")

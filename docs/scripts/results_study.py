@@ -24,19 +24,25 @@ SHOW = ["spectral_product", "path_norm", "dist_from_init", "lipschitz_max", "fis
         "fisher_total_kurtosis", "log_std"]
 
 
+def archive(d: Path, tables: list[str], figure_prefix: str) -> str:
+    """Copy a finished study's small tables, config and report.md to benchmarks/results/studies/NAME/
+    and its report figures to docs/figures/PREFIX_NAME_*.png; returns the study's name."""
+    name = json.loads((d / "config.json").read_text())["name"]
+    dest = ROOT / "benchmarks" / "results" / "studies" / name
+    (dest / "tables").mkdir(parents=True, exist_ok=True)
+    for t in tables:
+        shutil.copy(d / "tables" / f"{t}.parquet", dest / "tables" / f"{t}.parquet")
+    shutil.copy(d / "config.json", dest / "config.json")
+    shutil.copy(d / "report" / "report.md", dest / "report.md")
+    for fig in sorted((d / "report" / "figures").glob("*.png")):
+        shutil.copy(fig, ROOT / "docs" / "figures" / f"{figure_prefix}{name}_{fig.name}")
+    return name
+
+
 def main(dirs: list[str]) -> None:
     pd.set_option("display.width", 200)
     for d in map(Path, dirs):
-        config = json.loads((d / "config.json").read_text())
-        name = config["name"]
-        dest = ROOT / "benchmarks" / "results" / "studies" / name
-        (dest / "tables").mkdir(parents=True, exist_ok=True)
-        for t in KEEP:
-            shutil.copy(d / "tables" / f"{t}.parquet", dest / "tables" / f"{t}.parquet")
-        shutil.copy(d / "config.json", dest / "config.json")
-        shutil.copy(d / "report" / "report.md", dest / "report.md")
-        for fig in sorted((d / "report" / "figures").glob("*.png")):
-            shutil.copy(fig, ROOT / "docs" / "figures" / f"study_{name}_{fig.name}")
+        name = archive(d, KEEP, "study_")
         runs = pd.read_parquet(d / "tables" / "runs.parquet")
         risk = pd.read_parquet(d / "tables" / "excess_risk.parquet")
         comp = pd.read_parquet(d / "tables" / "complexity.parquet")
