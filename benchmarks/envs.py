@@ -28,8 +28,6 @@ script, not a test: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import statistics
@@ -44,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _workers import make_record, write_record  # noqa: E402
 from numpy_envs import KSNumpyEnv, LorenzNumpyEnv  # noqa: E402
 
 from entrolab.envs import make  # noqa: E402
@@ -248,20 +247,14 @@ def main(argv: list[str] | None = None) -> dict:
             verdict = "[green]met[/]" if s >= GOAL_SPEEDUP else "[red]not met[/]"
             console.print(f"{name}: {s:,.1f}x the NumPy loop at {GOAL_BATCH} envs; goal {GOAL_SPEEDUP:.0f}x {verdict}")
 
-    record = {
-        "benchmark": "benchmarks/envs.py",
-        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]) if argv is None else argv,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": info,
-        "settings": {"jax_steps_per_env": steps, "numpy_steps": numpy_steps, "repeats": repeats,
-                     "batches": args.batches, "quick": args.quick},
-        "goal": {"speedup": GOAL_SPEEDUP, "batch": GOAL_BATCH, "result": goal},
-        "results": results,
-        "total_wall_s": time.perf_counter() - started,
-        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    record = make_record(
+        "benchmarks/envs.py", argv, info, started,
+        settings={"jax_steps_per_env": steps, "numpy_steps": numpy_steps, "repeats": repeats,
+                  "batches": args.batches, "quick": args.quick},
+        goal={"speedup": GOAL_SPEEDUP, "batch": GOAL_BATCH, "result": goal},
+        results=results,
+    )
+    write_record(args.out, record)
     console.print(f"wrote {args.out} ({record['total_wall_s']:.0f} s)")
     return record
 

@@ -46,17 +46,18 @@ Writes `benchmarks/results/ppo.json` (or `--out`). Nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _workers import (  # noqa: E402  (benchmarks/_workers.py)
+    Workers, add_worker_command, make_record, peak_rss_self_mb, write_record,
+)
+
 SYSTEMS = {"lorenz": "entrolab/Lorenz-v0", "ks": "entrolab/KuramotoSivashinsky-v0"}
 ALPHAS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1)  # 6 entropy coefficients x 8 seeds = 48 agents
 SEEDS = 8
@@ -64,16 +65,6 @@ GOAL_SPEEDUP = 30.0
 GOAL_AGENTS = 48
 GOAL_MEMORY_GB = 4.0
 BATCH = 8 * 256  # env steps per update per agent
-
-
-def _peak_rss_self_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
 
 
 # ---------------------------------------------------------------------- workers (run in a subprocess)
@@ -127,7 +118,7 @@ def worker_jax(system: str, agents: int, updates: int, repeats: int) -> dict:
         "env_steps_per_run": steps, "compile_s": compile_s, "trace_lower_s": trace_lower_s,
         "run_s": run_s, "steps_per_s": steps / statistics.median(run_s), "steps_per_s_best": steps / min(run_s),
         "mean_last_training_return": final_returns, "device": str(jax.devices()[0]),
-        "vmhwm_mb": _peak_rss_self_mb(),
+        "vmhwm_mb": peak_rss_self_mb(),
     }
 
 
@@ -164,7 +155,7 @@ def worker_sb3(system: str, steps: int, threads: int) -> dict:
     return {
         "implementation": "sb3", "system": system, "agents": 1, "env_steps_per_run": done,
         "warmup_s": warmup_s, "run_s": [run_s], "steps_per_s": done / run_s, "steps_per_s_best": done / run_s,
-        "torch_threads": torch.get_num_threads(), "vmhwm_mb": _peak_rss_self_mb(),
+        "torch_threads": torch.get_num_threads(), "vmhwm_mb": peak_rss_self_mb(),
     }
 
 
@@ -172,64 +163,20 @@ def worker_sb3(system: str, steps: int, threads: int) -> dict:
 WORKER_TIMEOUT_S = 480  # a hung worker (see worker_jax) is killed and the row marked, never waited on forever
 
 
-def _spawn(args: list[str]) -> tuple[subprocess.Popen, Path, float]:
-    fd, path = tempfile.mkstemp(suffix=".json", prefix="ppo_bench_")
-    os.close(fd)
-    proc = subprocess.Popen([sys.executable, __file__, "worker", "--result", path, *args])
-    return proc, Path(path), time.monotonic() + WORKER_TIMEOUT_S
+def _failure_row(args: list[str], why: str, peak_rss_mb: float) -> dict:
+    """The row of a worker killed past WORKER_TIMEOUT_S (a non-zero exit code raises instead)."""
+    agents = int(args[args.index("--agents") + 1]) if "--agents" in args else 1
+    return {"failed": f"{why} (hung)", "args": args, "agents": agents, "peak_rss_mb": peak_rss_mb,
+            "steps_per_s": float("nan"), "steps_per_s_best": float("nan")}
 
 
-def _reap(proc: subprocess.Popen, path: Path, deadline: float) -> dict:
-    killed = False
-    while True:  # os.wait4 (not Popen.wait) so that the child's own rusage comes back
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if not killed and time.monotonic() > deadline:
-            proc.kill()
-            killed = True
-        time.sleep(0.2)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if killed:
-        path.unlink(missing_ok=True)
-        argv = list(proc.args)
-        agents = int(argv[argv.index("--agents") + 1]) if "--agents" in argv else 1
-        return {"failed": f"killed after {WORKER_TIMEOUT_S} s (hung)", "args": argv[4:], "agents": agents,
-                "peak_rss_mb": usage.ru_maxrss / 1024.0, "steps_per_s": float("nan"),
-                "steps_per_s_best": float("nan")}
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {proc.args} failed with exit code {proc.returncode}")
-    row = json.loads(path.read_text())
-    path.unlink()
-    row["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # Linux: kilobytes
-    return row
-
-
-def run_config(args: list[str], parallel: int = 1) -> dict:
-    """Run `parallel` identical workers side by side; one row (aggregate steps/s if parallel > 1)."""
-    load = os.getloadavg()
-    t0 = time.perf_counter()
-    started = [_spawn(args) for _ in range(parallel)]
-    rows = [_reap(*started_one) for started_one in started]
-    wall = time.perf_counter() - t0
-    row = rows[0]
-    if parallel > 1:
-        row = {**row, "parallel_processes": parallel,
-               "steps_per_s": sum(r["steps_per_s"] for r in rows),
-               "steps_per_s_best": sum(r["steps_per_s_best"] for r in rows),
-               "per_process_steps_per_s": [r["steps_per_s"] for r in rows],
-               "peak_rss_mb": sum(r["peak_rss_mb"] for r in rows),
-               "peak_rss_mb_per_process": [r["peak_rss_mb"] for r in rows]}
-    row["wall_s_including_startup"] = wall
-    row["load_average_before"] = list(load)
-    return row
+WORKERS = Workers(__file__, WORKER_TIMEOUT_S, rate_keys=("steps_per_s", "steps_per_s_best"),
+                  failure_row=_failure_row, raise_on_error=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    sub = parser.add_subparsers(dest="cmd")
-    w = sub.add_parser("worker")
-    w.add_argument("--result", type=Path, required=True)
+    w = add_worker_command(parser)
     w.add_argument("--impl", choices=["entrolab", "sb3"], required=True)
     w.add_argument("--system", choices=list(SYSTEMS), required=True)
     w.add_argument("--agents", type=int, default=1)
@@ -260,7 +207,6 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.console import Console
     from rich.table import Table
 
-    sys.path.insert(0, str(HERE))
     from envs import machine_info  # noqa: E402  (benchmarks/envs.py)
 
     u1 = args.updates_1 or (8 if args.quick else 48)
@@ -292,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
             plan.append(("SB3, 2 processes", plan[0][1], 2))
         for label, wargs, parallel in plan:
             console.print(f"[dim]{system}: {label} ...[/]")
-            row = run_config(wargs, parallel)
+            row = WORKERS.run(wargs, parallel)
             row["label"] = label
             rows.append(row)
             console.print(f"[dim]{system}: {label}: {row['steps_per_s']:,.0f} steps/s, "
@@ -330,21 +276,15 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{r48['peak_rss_mb'] / 1024:.2f} GB (goal < {GOAL_MEMORY_GB:.0f} GB: "
                       f"{'[green]met[/]' if met_mem else '[red]not met[/]'})")
 
-    record = {
-        "benchmark": "benchmarks/ppo.py",
-        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]) if argv is None else argv,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": info,
-        "settings": {"updates_1_agent": u1, "updates_48_agents": u48, "repeats": repeats,
-                     "sb3_steps": sb3_steps, "sb3_threads": args.sb3_threads, "alphas": ALPHAS, "seeds": SEEDS,
-                     "rollout": "8 envs x 256 steps", "epochs": 10, "minibatches": 8, "quick": args.quick},
-        "goal": {"speedup": GOAL_SPEEDUP, "agents": GOAL_AGENTS, "memory_gb": GOAL_MEMORY_GB, "result": goal},
-        "results": results,
-        "total_wall_s": time.perf_counter() - started,
-        "load_average_at_end": list(os.getloadavg()),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    record = make_record(
+        "benchmarks/ppo.py", argv, info, started,
+        settings={"updates_1_agent": u1, "updates_48_agents": u48, "repeats": repeats,
+                  "sb3_steps": sb3_steps, "sb3_threads": args.sb3_threads, "alphas": ALPHAS, "seeds": SEEDS,
+                  "rollout": "8 envs x 256 steps", "epochs": 10, "minibatches": 8, "quick": args.quick},
+        goal={"speedup": GOAL_SPEEDUP, "agents": GOAL_AGENTS, "memory_gb": GOAL_MEMORY_GB, "result": goal},
+        results=results,
+    )
+    write_record(args.out, record)
     console.print(f"wrote {args.out} ({record['total_wall_s']:.0f} s)")
     return record
 

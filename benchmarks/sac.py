@@ -75,17 +75,19 @@ Writes `benchmarks/results/sac.json` (or `--out`). Nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _workers import (  # noqa: E402  (benchmarks/_workers.py)
+    Workers, add_worker_command, make_record, peak_rss_self_mb, write_record,
+)
+
 ENV_ENTROLAB = "gymnax:Pendulum-v1"
 ENV_SB3 = "Pendulum-v1"
 GOAL_SPEEDUP = 20.0
@@ -99,16 +101,6 @@ ALPHA = 0.2
 BUFFER_SIZE = 1_000_000
 SB3_WARMUP_UPDATES = 250
 ONEDNN_FLAGS = "--xla_cpu_use_onednn=true"  # XLA:CPU dots through oneDNN instead of Eigen (extra row)
-
-
-def _peak_rss_self_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
 
 
 def _finite_mean(x) -> float | None:
@@ -188,7 +180,7 @@ def worker_jax(agents: int, adaent: bool, chunk: int, chunks: int, learning_star
         "every_timed_iteration_updated": all(updates_ok),
         "mean_training_return_per_call": returns,
         "device": str(jax.devices()[0]), "xla_flags": os.environ.get("XLA_FLAGS"),
-        "vmhwm_mb": _peak_rss_self_mb(),
+        "vmhwm_mb": peak_rss_self_mb(),
     }
     row["env_steps_per_s"] = row["updates_per_s"]  # one gradient step per env step, 1 env per agent
     if agents == 1:  # XLA's FLOP count of one iteration (env step + one gradient step), compiled apart
@@ -227,7 +219,7 @@ def worker_sb3(steps: int, threads: int, learning_starts: int, buffer_size: int)
         "run_s": [run_s], "updates": updates, "env_steps": done,
         "updates_per_s": updates / run_s, "env_steps_per_s": done / run_s,
         "mean_training_return_last_100_episodes": _finite_mean([e["r"] for e in model.ep_info_buffer]),
-        "torch_threads": torch.get_num_threads(), "vmhwm_mb": _peak_rss_self_mb(),
+        "torch_threads": torch.get_num_threads(), "vmhwm_mb": peak_rss_self_mb(),
     }
 
 
@@ -264,7 +256,7 @@ def worker_gemm(repeats: int = 200) -> dict:
             a = a @ b
         best = min(best, time.perf_counter() - t)
     out["torch_1thread_gflop_per_s"] = 2 * 256**3 * repeats / best / 1e9
-    out["vmhwm_mb"] = _peak_rss_self_mb()
+    out["vmhwm_mb"] = peak_rss_self_mb()
     return out
 
 
@@ -272,60 +264,20 @@ def worker_gemm(repeats: int = 200) -> dict:
 WORKER_TIMEOUT_S = 600  # a hung worker is killed and the row marked, never waited on forever
 
 
-def _spawn(args: list[str]) -> tuple[subprocess.Popen, Path, float]:
-    fd, path = tempfile.mkstemp(suffix=".json", prefix="sac_bench_")
-    os.close(fd)
-    proc = subprocess.Popen([sys.executable, __file__, "worker", "--result", path, *args])
-    return proc, Path(path), time.monotonic() + WORKER_TIMEOUT_S
+def _failure_row(args: list[str], why: str, peak_rss_mb: float) -> dict:
+    """The row of a worker that was killed past WORKER_TIMEOUT_S or exited with an error."""
+    return {"failed": why, "args": args, "peak_rss_mb": peak_rss_mb,
+            "updates_per_s": float("nan"), "env_steps_per_s": float("nan")}
 
 
-def _reap(proc: subprocess.Popen, path: Path, deadline: float) -> dict:
-    killed = False
-    while True:  # os.wait4 (not Popen.wait) so that the child's own rusage comes back
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if not killed and time.monotonic() > deadline:
-            proc.kill()
-            killed = True
-        time.sleep(0.2)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if killed or proc.returncode != 0:
-        path.unlink(missing_ok=True)
-        why = f"killed after {WORKER_TIMEOUT_S} s" if killed else f"exit code {proc.returncode}"
-        return {"failed": why, "args": list(proc.args)[4:], "peak_rss_mb": usage.ru_maxrss / 1024.0,
-                "updates_per_s": float("nan"), "env_steps_per_s": float("nan")}
-    row = json.loads(path.read_text())
-    path.unlink()
-    row["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # Linux: kilobytes
-    return row
-
-
-def run_config(args: list[str], parallel: int = 1) -> dict:
-    """Run `parallel` identical workers side by side; one row (aggregate rates if parallel > 1)."""
-    load = os.getloadavg()
-    t0 = time.perf_counter()
-    started = [_spawn(args) for _ in range(parallel)]
-    rows = [_reap(*one) for one in started]
-    wall = time.perf_counter() - t0
-    row = rows[0]
-    if parallel > 1:
-        row = {**row, "agents": parallel, "parallel_processes": parallel,
-               "updates_per_s": sum(r["updates_per_s"] for r in rows),
-               "env_steps_per_s": sum(r["env_steps_per_s"] for r in rows),
-               "per_process_updates_per_s": [r["updates_per_s"] for r in rows],
-               "peak_rss_mb": sum(r["peak_rss_mb"] for r in rows),
-               "peak_rss_mb_per_process": [r["peak_rss_mb"] for r in rows]}
-    row["wall_s_including_startup"] = wall
-    row["load_average_before"] = list(load)
-    return row
+# 2 SB3 processes side by side: one row of 2 agents, updates/s and env steps/s summed
+WORKERS = Workers(__file__, WORKER_TIMEOUT_S, rate_keys=("updates_per_s", "env_steps_per_s"),
+                  failure_row=_failure_row, agents_are_processes=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    sub = parser.add_subparsers(dest="cmd")
-    w = sub.add_parser("worker")
-    w.add_argument("--result", type=Path, required=True)
+    w = add_worker_command(parser)
     w.add_argument("--impl", choices=["entrolab", "sb3", "gemm"], required=True)
     w.add_argument("--agents", type=int, default=1)
     w.add_argument("--adaent", action="store_true")
@@ -368,7 +320,6 @@ def main(argv: list[str] | None = None) -> dict:
     from rich.console import Console
     from rich.table import Table
 
-    sys.path.insert(0, str(HERE))
     from envs import machine_info  # noqa: E402  (benchmarks/envs.py)
 
     c1 = args.chunk_1 or (250 if args.quick else 1000)
@@ -412,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for label, wargs, parallel in plan:
         console.print(f"[dim]{label} ...[/]")
-        row = run_config(wargs, parallel)
+        row = WORKERS.run(wargs, parallel)
         row["label"] = label
         rows.append(row)
         if "failed" in row:
@@ -451,25 +402,19 @@ def main(argv: list[str] | None = None) -> dict:
     console.print(f"20 agents at {r20['speedup_vs_sb3']:.2f}x SB3 (goal {GOAL_SPEEDUP:.0f}x: "
                   f"{'[green]met[/]' if met else '[red]not met[/]'})")
 
-    record = {
-        "benchmark": "benchmarks/sac.py",
-        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]) if argv is None else argv,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": info,
-        "settings": {"env_entrolab": ENV_ENTROLAB, "env_sb3": ENV_SB3, "hidden_sizes": HIDDEN,
-                     "activation": "relu", "batch_size": BATCH_SIZE, "learning_rate": LR, "gamma": GAMMA,
-                     "tau": TAU, "alpha": ALPHA, "buffer_size": buf, "learning_starts": ls,
-                     "updates_per_env_step": 1, "chunk_1_agent": c1, "chunk_20_agents": c20,
-                     "adaent_chunk_1_agent": a1, "adaent_chunk_20_agents": a20, "adaent_num_actions": 100,
-                     "timed_chunks": chunks, "sb3_steps": sb3_steps, "sb3_warmup_updates": SB3_WARMUP_UPDATES,
-                     "sb3_threads": args.sb3_threads, "quick": args.quick},
-        "goal": {"speedup": GOAL_SPEEDUP, "agents": GOAL_AGENTS, "result": goal},
-        "results": rows,
-        "total_wall_s": time.perf_counter() - started,
-        "load_average_at_end": list(os.getloadavg()),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    record = make_record(
+        "benchmarks/sac.py", argv, info, started,
+        settings={"env_entrolab": ENV_ENTROLAB, "env_sb3": ENV_SB3, "hidden_sizes": HIDDEN,
+                  "activation": "relu", "batch_size": BATCH_SIZE, "learning_rate": LR, "gamma": GAMMA,
+                  "tau": TAU, "alpha": ALPHA, "buffer_size": buf, "learning_starts": ls,
+                  "updates_per_env_step": 1, "chunk_1_agent": c1, "chunk_20_agents": c20,
+                  "adaent_chunk_1_agent": a1, "adaent_chunk_20_agents": a20, "adaent_num_actions": 100,
+                  "timed_chunks": chunks, "sb3_steps": sb3_steps, "sb3_warmup_updates": SB3_WARMUP_UPDATES,
+                  "sb3_threads": args.sb3_threads, "quick": args.quick},
+        goal={"speedup": GOAL_SPEEDUP, "agents": GOAL_AGENTS, "result": goal},
+        results=rows,
+    )
+    write_record(args.out, record)
     console.print(f"wrote {args.out} ({record['total_wall_s']:.0f} s)")
     return record
 
