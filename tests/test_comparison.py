@@ -80,7 +80,8 @@ def study(tmp_path_factory):
 
 def test_interrupted_study_ends_with_complete_tables(study):
     t = {p.stem: pd.read_parquet(p) for p in (study / "tables").glob("*.parquet")}
-    assert set(t) == {"runs", "curves", "summary", "improvement", "landscape_slices", "landscape_maps"}
+    assert set(t) == {"runs", "curves", "summary", "improvement", "equal_budget", "landscape_slices",
+                      "landscape_maps"}
     runs = t["runs"]
     assert sorted(runs["method"].unique()) == ["ppo", "sac-adaent"]
     assert len(runs) == 2 * 2 and not runs.duplicated(["task", "method", "seed"]).any()
@@ -101,6 +102,12 @@ def test_interrupted_study_ends_with_complete_tables(study):
     curves = t["curves"]
     assert curves.groupby(["method", "seed"]).size().eq(4).all()  # PPO: 1024 / (4 x 64) updates; SAC: 400 / 100 chunks
     assert curves.loc[curves["method"] == "sac-adaent", "adaent_switch_fraction"].between(0, 1).all()
+    # at the common budget of 400 steps: AdaEnt's rows logged in [320, 400]; PPO logs every 256
+    # steps, so its last row before 400 (at 256)
+    budget = t["equal_budget"].set_index("method")
+    assert (budget["budget"] == 400).all() and (budget["n"] == 2).all()
+    at_256 = curves[(curves["method"] == "ppo") & (curves["env_steps"] == 256)]["episode_return"]
+    assert budget.loc["ppo", "mean"] == pytest.approx(at_256.mean())
     # landscapes: the SAC method (it learned a plain Q), every seed, both action dims
     slices = t["landscape_slices"]
     assert sorted(slices["method"].unique()) == ["sac-adaent"]
@@ -116,7 +123,7 @@ def test_report_draws_every_figure(study):
                  "landscape_map_obstacle_sac-adaent"):
         assert (study / "report" / "figures" / f"{name}.png").exists(), name
         assert f"figures/{name}.png" in md
-    assert "P(ppo > sac-adaent)" in md and (study / "report" / "index.html").exists()
+    assert "P(ppo > sac-adaent)" in md and "## At an equal budget" in md and (study / "report" / "index.html").exists()
 
 
 def test_a_robustness_directory_is_refused(study, tmp_path):

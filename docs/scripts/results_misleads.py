@@ -2,7 +2,7 @@
 
     .venv/bin/python docs/scripts/results_misleads.py runs/misleads
 
-Copies the report's figures to docs/figures/misleads_*.png, the small tables (all but the
+Copies the report figures quoted there to docs/figures/misleads_*.png, the small tables (all but the
 2-D landscape maps) and report.md to benchmarks/results/studies/NAME/, and prints the
 tables quoted in docs/results.md.
 """
@@ -16,12 +16,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_study import archive  # noqa: E402
-KEEP = ["runs", "curves", "summary", "improvement", "landscape_slices"]
+KEEP = ["runs", "curves", "summary", "improvement", "equal_budget", "landscape_slices"]
+FIGURES = ["final_returns", "curves", "adaent_switch", "entropy", "landscape_map_obstacle2d_sac",
+           "landscape_map_quadrotor_sac", "landscape_map_quadrotor_realistic_sac", "landscape_pendulum_sac",
+           "landscape_obstacle2d_sac"]
 
 
 def main(study_dir: str) -> None:
     d = Path(study_dir)
-    archive(d, KEEP, "")
+    archive(d, KEEP, "", FIGURES)
     pd.set_option("display.width", 220)
     pd.set_option("display.max_columns", 20)
     summary = pd.read_parquet(d / "tables" / "summary.parquet")

@@ -24,9 +24,9 @@ SHOW = ["spectral_product", "path_norm", "dist_from_init", "lipschitz_max", "fis
         "fisher_total_kurtosis", "log_std"]
 
 
-def archive(d: Path, tables: list[str], figure_prefix: str) -> str:
+def archive(d: Path, tables: list[str], figure_prefix: str, figures: list[str] | None = None) -> str:
     """Copy a finished study's small tables, config and report.md to benchmarks/results/studies/NAME/
-    and its report figures to docs/figures/PREFIX_NAME_*.png; returns the study's name."""
+    and its report figures (all, or those named) to docs/figures/PREFIX_NAME_*.png; returns the name."""
     name = json.loads((d / "config.json").read_text())["name"]
     dest = ROOT / "benchmarks" / "results" / "studies" / name
     (dest / "tables").mkdir(parents=True, exist_ok=True)
@@ -35,6 +35,8 @@ def archive(d: Path, tables: list[str], figure_prefix: str) -> str:
     shutil.copy(d / "config.json", dest / "config.json")
     shutil.copy(d / "report" / "report.md", dest / "report.md")
     for fig in sorted((d / "report" / "figures").glob("*.png")):
+        if figures is not None and fig.stem not in figures:
+            continue
         shutil.copy(fig, ROOT / "docs" / "figures" / f"{figure_prefix}{name}_{fig.name}")
     return name
 

@@ -235,7 +235,8 @@ UNIT_FUNCTIONS = {"train": _train, "landscape": _landscape}
 
 
 # ---- tables ------------------------------------------------------------------------
-TABLES = ("runs", "curves", "summary", "improvement", "landscape_slices", "landscape_maps")
+TABLES = ("runs", "curves", "summary", "improvement", "equal_budget", "landscape_slices", "landscape_maps")
+BUDGET_WINDOW = 0.2  # equal_budget: training returns logged in the last 20% of the common budget
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -243,6 +244,34 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     rliable's probability of improvement on one task."""
     x, y = np.asarray(x, float)[:, None], np.asarray(y, float)[None, :]
     return float(np.mean((x > y) + 0.5 * (x == y)))
+
+
+def equal_budget(runs, curves, config, num_resamples: int):
+    """Methods compared at the same number of env steps: per task, B = the smallest budget of
+    any method; per run, the mean training episode return logged at env steps in
+    [(1 - BUDGET_WINDOW) B, B] (the exploring policy's episodes; the last row before B if none is
+    in that window); per task x method, the IQM over
+    seeds with a bootstrap interval. When budgets differ (PPO on-policy, SAC off-policy), this
+    separates "learns slower" from "learns something worse"."""
+    import pandas as pd
+
+    from entrolab.stats import bootstrap_ci, iqm
+
+    rows = []
+    for tname in config.tasks:
+        b = int(runs.loc[runs["task"] == tname, "env_steps"].min())
+        for mname in config.methods:
+            sub = curves[(curves["task"] == tname) & (curves["method"] == mname) & (curves["env_steps"] <= b)
+                         & curves["episode_return"].notna()]
+            # the rows logged in the window, or the last one before it when a method logs coarsely
+            start = min((1 - BUDGET_WINDOW) * b, sub["env_steps"].max()) if len(sub) else b
+            per_seed = sub[sub["env_steps"] >= start].groupby("seed")["episode_return"].mean()
+            row = {"task": tname, "method": mname, "budget": b, "n": len(per_seed)}
+            if len(per_seed):
+                ci = bootstrap_ci(per_seed.to_numpy(float), iqm, num_resamples, rng=0)
+                row.update(iqm=ci.estimate, iqm_low=ci.low, iqm_high=ci.high, mean=float(per_seed.mean()))
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def build_tables(study_dir: str | Path, config: ComparisonConfig, num_resamples: int | None = None) -> dict:
@@ -304,6 +333,8 @@ def build_tables(study_dir: str | Path, config: ComparisonConfig, num_resamples:
                                  "high": float(high)})
     improvement = pd.DataFrame(rows)
 
+    budget = equal_budget(runs, curves, config, num_resamples)
+
     units = plan_units(config)
     land_dirs = [study_dir / "units" / u.id for u in units if u.kind == "landscape"]
 
@@ -318,7 +349,7 @@ def build_tables(study_dir: str | Path, config: ComparisonConfig, num_resamples:
                 frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    out = dict(runs=runs, curves=curves, summary=summary, improvement=improvement,
+    out = dict(runs=runs, curves=curves, summary=summary, improvement=improvement, equal_budget=budget,
                landscape_slices=land_table("slices.parquet"), landscape_maps=land_table("maps.parquet"))
     for name, df in out.items():
         _write(df, tables_dir / f"{name}.parquet")

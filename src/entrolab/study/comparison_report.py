@@ -101,6 +101,22 @@ def _final_section(summary: pd.DataFrame, runs: pd.DataFrame, config, fig_dir: P
     return s
 
 
+def _budget_section(budget: pd.DataFrame, config) -> Section:
+    from entrolab.study.comparison import BUDGET_WINDOW
+
+    s = Section("At an equal budget")
+    s.blocks.append("Where the methods trained for different numbers of env steps, the final returns above mix "
+                    "two questions: how fast a method learns, and what it converges to. Here every method is "
+                    "read at the same budget B (the smallest of the task): the mean training episode return "
+                    f"logged in the last {BUDGET_WINDOW:.0%} of B (the exploring policy; the last logged value "
+                    "before B where a method logs more coarsely), IQM over seeds with a 95% bootstrap interval.")
+    rows = tuple((r["task"], r["method"], f"{int(r['budget']):,}",
+                  fmt_ci(r["iqm"], r["iqm_low"], r["iqm_high"]) if r["n"] else "no finished episode",
+                  str(int(r["n"]))) for _, r in budget.iterrows())
+    s.blocks.append(Table(("task", "method", "budget B (env steps)", "IQM training return [95% CI]", "seeds"), rows))
+    return s
+
+
 def _improvement_section(improvement: pd.DataFrame, config) -> Section:
     s = Section("Probability of improvement")
     s.blocks.append("P(X > Y): the probability that a run of method X ends with a higher deterministic evaluation "
@@ -149,6 +165,9 @@ def _curve_figure(curves: pd.DataFrame, config, metric: str, ylabel: str, path: 
             ok = np.isfinite(mean)
             ax.plot(steps[ok], mean[ok], color=colors[m], label=m)
             ax.fill_between(steps[ok], low[ok], high[ok], color=colors[m], alpha=0.2, lw=0)
+        ends = curves.loc[curves["task"] == task].groupby("method")["env_steps"].max()
+        if len(ends) and ends.max() > 5 * ends.min():  # budgets far apart: a log axis shows both
+            ax.set_xscale("log")
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("env steps per agent")
         ax.set_ylabel(ylabel)
@@ -191,13 +210,17 @@ def _landscape_section(slices: pd.DataFrame, maps: pd.DataFrame, config, fig_dir
                     "at states of the agent's own greedy episode (time 0 = the reset state), each minus its "
                     "maximum; the shaded curve is the policy's marginal density. cos is AdaEnt's statistic: the "
                     "cosine of the two min-shifted Q vectors over the slice (1 = same shape).")
-    agg = (slices.groupby(["task", "method", "seed", "time", "dim"], as_index=False)["similarity"].first()
-           .groupby(["task", "method", "time"], as_index=False)["similarity"]
-           .agg(["mean", "min", "max", "count"]).reset_index(drop=True))
-    agg_rows = tuple((r["task"], r["method"], str(int(r["time"])), fmt(r["mean"], 3), fmt(r["min"], 3),
-                      fmt(r["max"], 3), str(int(r["count"]))) for _, r in agg.iterrows())
-    s.blocks.append(Table(("task", "method", "time", "mean cos", "min", "max", "slices"), agg_rows,
-                          "Similarity of the soft and plain Q along slices, over seeds and action coordinates."))
+    per_slice = slices.groupby(["task", "method", "seed", "state", "dim"], as_index=False)[["similarity", "time"]].first()
+    agg = per_slice.groupby(["task", "method", "state"], as_index=False).agg(
+        mean=("similarity", "mean"), min=("similarity", "min"), max=("similarity", "max"),
+        count=("similarity", "size"), t0=("time", "min"), t1=("time", "max"))
+    agg_rows = tuple((r["task"], r["method"], str(int(r["state"])),
+                      str(int(r["t0"])) if r["t0"] == r["t1"] else f"{int(r['t0'])}-{int(r['t1'])}",
+                      fmt(r["mean"], 3), fmt(r["min"], 3), fmt(r["max"], 3), str(int(r["count"])))
+                     for _, r in agg.iterrows())
+    s.blocks.append(Table(("task", "method", "state", "time", "mean cos", "min", "max", "slices"), agg_rows,
+                          "Similarity of the soft and plain Q along slices, over seeds and action coordinates "
+                          "(state k: the k-th of the evenly spaced times of each seed's own episode)."))
     for (task, method), sub in slices.groupby(["task", "method"], sort=False):
         first = sub[sub["seed"] == sub["seed"].min()]
         labels = {st: f"t={int(t)}" for st, t in first.groupby("state")["time"].first().items()}
@@ -248,8 +271,12 @@ def write_comparison_report(study_dir: str | Path, config) -> Path:
         stale.unlink()
     with plt.rc_context({"axes.formatter.useoffset": False, "axes.formatter.limits": (-3, 4)}):
         sections = [_design(config), _final_section(tables["summary"], tables["runs"], config, fig_dir),
-                    _improvement_section(tables["improvement"], config),
-                    _curves_section(tables["curves"], config, fig_dir)]
+                    _improvement_section(tables["improvement"], config)]
+        budget = tables.get("equal_budget")
+        if budget is not None and not budget.empty and \
+                len({config.tasks[t].steps_for(m) for t in config.tasks for m in config.methods}) > 1:
+            sections.append(_budget_section(budget, config))
+        sections.append(_curves_section(tables["curves"], config, fig_dir))
         slices = tables.get("landscape_slices")
         if slices is not None and not slices.empty:
             sections.append(_landscape_section(slices, tables.get("landscape_maps", pd.DataFrame()), config, fig_dir))
