@@ -17,6 +17,9 @@ from entrolab.envs import make, registered, replace_params
 # equivalents are in test_precision_envs.py.
 PRECISION_TASKS = {"obstacle2d", "vehicle", "quadrotor", "quadrotor_realistic"}
 ENVS = [name for name in registered() if not name.startswith("probe_") and name not in PRECISION_TASKS]
+# the same, with KS (the slowest to compile) in `make test-slow` only: for tests whose KS case adds
+# nothing the Lorenz and Acrobot cases do not already check
+ENVS_KS_SLOW = [pytest.param(n, marks=pytest.mark.slow) if n == "ks" else n for n in ENVS]
 
 
 def _zeros_action(env, params):
@@ -70,7 +73,7 @@ def test_vmap_over_dynamics_params(name, field, values, key):
     assert not np.allclose(np.asarray(xs[0]), np.asarray(xs[2]))
 
 
-@pytest.mark.parametrize("name", ENVS)
+@pytest.mark.parametrize("name", ENVS_KS_SLOW)
 def test_truncation_and_auto_reset(name, key):
     env, params = make(name, max_steps_in_episode=7)
     _, state = env.reset(key, params)
@@ -94,7 +97,7 @@ def test_truncation_and_auto_reset(name, key):
     )
 
 
-@pytest.mark.parametrize("name", ENVS)
+@pytest.mark.parametrize("name", ENVS_KS_SLOW)
 def test_step_is_deterministic_given_key(name, key):
     env, params = make(name, obs_noise_std=0.3, action_noise_std=0.2)
     _, state = env.reset(key, params)
@@ -123,7 +126,7 @@ def test_observation_noise_has_the_requested_std(name, sigma, key):
         assert abs(residual.mean()) < 0.02
 
 
-@pytest.mark.parametrize("name", ENVS)
+@pytest.mark.parametrize("name", ENVS_KS_SLOW)
 def test_action_noise_and_clipping(name, key):
     env, params = make(name)
     _, state = env.reset(key, params)
@@ -138,7 +141,7 @@ def test_action_noise_and_clipping(name, key):
     assert not np.allclose(np.asarray(x_a), np.asarray(x_one))
 
 
-@pytest.mark.parametrize("name", ENVS)
+@pytest.mark.parametrize("name", ENVS_KS_SLOW)
 def test_divergence_terminates_with_bounded_penalty_and_no_nan(name, key):
     env, params = make(name)
     _, state = env.reset(key, params)

@@ -42,7 +42,7 @@ def test_overrides_pass_through_gymnasium_make():
         gymnasium.make("entrolab/Lorenz-v0", rhoo=35.0)
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("env_id", [pytest.param(i, marks=pytest.mark.slow) if "Kuramoto" in i else i for i in IDS])
 @pytest.mark.parametrize("mode", ["sync", None])
 def test_make_vec(env_id, mode):
     kwargs = {} if mode is None else {"vectorization_mode": mode}

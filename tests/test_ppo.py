@@ -148,6 +148,7 @@ def test_train_is_deterministic_and_logs_the_applied_coefficient():
         assert np.all(np.isfinite(np.asarray(m1[k]))), k
 
 
+@pytest.mark.slow  # ~30 s of compiling; SAC's equivalent (tests/test_sac.py) stays in the default suite
 def test_sweeping_hyperparameters_does_not_recompile():
     env, params = make("lorenz")
     train = jax.jit(jax.vmap(make_train(SMALL, env, params), in_axes=(0, 0, None)))

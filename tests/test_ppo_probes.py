@@ -55,6 +55,7 @@ def test_value_of_a_constant_reward():
     assert np.all(np.isfinite(np.asarray(metrics["value_loss"])))
 
 
+@pytest.mark.slow  # ~17 s: `make test-slow`
 def test_value_depends_on_the_observation():
     env, params, trainer, state, _ = _train("probe_obs_reward", updates=40)
     obs = np.array([1.0, -1.0])
@@ -63,6 +64,7 @@ def test_value_depends_on_the_observation():
     np.testing.assert_allclose(_value(trainer, state, obs), expected, atol=0.1)
 
 
+@pytest.mark.slow  # ~15 s; bootstrapping is also checked through truncation: `make test-slow`
 def test_discounting_and_bootstrapping_within_an_episode():
     env, params, trainer, state, _ = _train("probe_discount", updates=40)
     obs = np.array([0.0, 1.0])

@@ -334,6 +334,7 @@ def test_acrobot_reset_distribution_wrap_and_clip(key):
     assert np.all(np.asarray(r) <= 0.0)
 
 
+@pytest.mark.slow  # tests/test_envs.py's generic vmap tests cover acrobot by default
 def test_acrobot_vmap_over_dynamics_params(key):
     env, params = make("acrobot", init_std=0.0)
     values = [5.0, 9.8, 15.0]
