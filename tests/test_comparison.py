@@ -78,6 +78,7 @@ def study(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the tiny study: ~85 s of compiling (`make test-slow`)
 def test_interrupted_study_ends_with_complete_tables(study):
     t = {p.stem: pd.read_parquet(p) for p in (study / "tables").glob("*.parquet")}
     assert set(t) == {"runs", "curves", "summary", "improvement", "equal_budget", "landscape_slices",
@@ -117,6 +118,7 @@ def test_interrupted_study_ends_with_complete_tables(study):
     assert len(t["landscape_maps"]) == 2 * 41 * 41  # first seed, two states
 
 
+@pytest.mark.slow  # the tiny study: ~85 s of compiling (`make test-slow`)
 def test_report_draws_every_figure(study):
     md = (study / "report" / "report.md").read_text()
     for name in ("final_returns", "curves", "adaent_switch", "entropy", "landscape_obstacle_sac-adaent",
@@ -126,6 +128,7 @@ def test_report_draws_every_figure(study):
     assert "P(ppo > sac-adaent)" in md and "## At an equal budget" in md and (study / "report" / "index.html").exists()
 
 
+@pytest.mark.slow  # the tiny study: ~85 s of compiling (`make test-slow`)
 def test_a_robustness_directory_is_refused(study, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(study, other)
