@@ -13,14 +13,12 @@ tests share one compiled reset and step per environment (`_gym`).
 """
 
 import functools
-import warnings
 
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import entrolab  # noqa: F401  (registers the gymnasium ids)
 from entrolab.envs import make, replace_params
@@ -358,12 +356,8 @@ def test_acrobot_vmap_over_dynamics_params(key):
 
 
 @pytest.mark.parametrize("env_id", ["entrolab/Obstacle2D-v0", "entrolab/Acrobot-v0"])
-def test_check_env_passes_without_warnings(env_id):
-    env = gymnasium.make(env_id)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        check_env(env.unwrapped)
-    assert [str(w.message) for w in caught] == []
+def test_check_env_passes_without_warnings(env_id, check_env_clean):
+    check_env_clean(gymnasium.make(env_id).unwrapped)
 
 
 def test_gymnasium_obstacle2d_terminates_on_collision():
@@ -827,12 +821,9 @@ def test_precision_envs_step_under_jit_vmap(name, key):
 @pytest.mark.parametrize(
     "env_id", ["entrolab/Vehicle-v0", "entrolab/Quadrotor-v0", "entrolab/QuadrotorRealistic-v0"]
 )
-def test_check_env_passes_for_the_vehicle_and_quadrotors(env_id):
+def test_check_env_passes_for_the_vehicle_and_quadrotors(env_id, check_env_clean):
     env = _gym(env_id)  # shared: its reset and step compile once for all the tests here
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        check_env(env)
-    assert [str(w.message) for w in caught] == []
+    check_env_clean(env)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     for _ in range(3):

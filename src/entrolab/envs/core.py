@@ -128,6 +128,15 @@ class Environment(abc.ABC, Generic[S, P]):
         obs, state = self.reset_env(key_reset, params)
         return self._add_obs_noise(key_noise, obs, params), state
 
+    def reset_where(self, key_reset: jax.Array, params: P, done, obs: jax.Array, state: S) -> tuple[jax.Array, S]:
+        """(obs, state), replaced by a fresh reset (from `key_reset`) where `done`; the count of
+        diverged episodes survives the reset. `step`'s auto-reset, and that of envs whose
+        episodes also end inside `step_env` (reached goal, crash)."""
+        obs_reset, state_reset = self.reset(key_reset, params)
+        state_reset = state_reset.replace(num_diverged=state.num_diverged)
+        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state)
+        return jnp.where(done, obs_reset, obs), new_state
+
     def step(
         self, key: jax.Array, state: S, action: jax.Array, params: P | None = None
     ) -> tuple[jax.Array, S, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
@@ -171,10 +180,7 @@ class Environment(abc.ABC, Generic[S, P]):
         truncated = (next_state.time >= params.max_steps_in_episode) & ~terminated
         done = terminated | truncated
 
-        obs_reset, state_reset = self.reset(key_reset, params)
-        state_reset = state_reset.replace(num_diverged=next_state.num_diverged)
-        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, next_state)
-        obs = jnp.where(done, obs_reset, obs_step)
+        obs, new_state = self.reset_where(key_reset, params, done, obs_step, next_state)
         info = {
             **info,
             "final_observation": obs_step,

@@ -210,8 +210,6 @@ class Obstacle2D(Environment[EnvState, Obstacle2DParams]):
         info = dict(info)
         terminal = jnp.asarray(info.pop("terminal"), bool)
         needs_reset = terminal & ~(terminated | truncated)  # else the base class already reset
-        obs_reset, state_reset = self.reset(jax.random.split(key, 4)[3], params)
-        state_reset = state_reset.replace(num_diverged=new_state.num_diverged)
-        new_state = jax.tree.map(lambda r, s: jnp.where(needs_reset, r, s), state_reset, new_state)
-        obs = jnp.where(needs_reset, obs_reset, obs)
+        # the reset key is the one the base step uses for its own auto-reset
+        obs, new_state = self.reset_where(jax.random.split(key, 4)[3], params, needs_reset, obs, new_state)
         return obs, new_state, reward, terminated | terminal, truncated & ~terminal, info
