@@ -7,7 +7,7 @@
    persistent compilation cache off, so compile time is included.
 2. The evaluation of 48 policies x 5 observation-noise levels x 100 episodes
    (x 2 initial distributions x 2 modes: deterministic and sampled) on Lorenz
-   and on KS with `entrolab.robustness.evaluate_grid`: 48 freshly initialised
+   and on KS with `entrolab.measures.robustness.evaluate_grid`: 48 freshly initialised
    policies (the cost does not depend on the weights), timed cold (compile
    included) and warm (the same call again).
 
@@ -52,7 +52,7 @@ def evaluation_worker(system: str) -> None:
 
     from entrolab.agents.policy import GaussianPolicy
     from entrolab.envs import make
-    from entrolab.robustness import condition_grid, evaluate_grid, stack_pytrees
+    from entrolab.measures.robustness import condition_grid, evaluate_grid, stack_pytrees
 
     env, params = make(system)
     obs_dim = env.observation_space(params).shape[0]

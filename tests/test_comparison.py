@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from entrolab.study.comparison import ComparisonConfig, probability_of_improvement
+from entrolab.studies.comparison import ComparisonConfig, probability_of_improvement
 from entrolab.study.config import StudyConfigError, load_config, parse_config
 from entrolab.study.runner import run_study
 
@@ -24,7 +24,7 @@ def _data():
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["methods"]["sac"]["options"].update(entropy_schedule="linear"), "has no entropy schedule"),
-    (lambda d: d["methods"]["sac"]["options"].update(learning_rate=1e-3), "unknown option 'learning_rate'"),
+    (lambda d: d["methods"]["sac"]["options"].update(learning_rate=1e-3), "learning_rate: unknown sac option"),
     (lambda d: d["methods"]["sac-adaent"]["options"].update(adaent_threshold=1.5), "adaent_threshold out of range"),
     (lambda d: d["methods"]["sac-adaent"]["options"].update(adaent_num_actions=1), "adaent_num_actions"),
     (lambda d: d["methods"]["ppo"]["options"].update(total_timesteps=5), "set by the study"),

@@ -1,4 +1,4 @@
-"""Soft vs plain Q landscapes (entrolab.qlandscape): the density against scipy, the slices and
+"""Soft vs plain Q landscapes (entrolab.measures.qlandscape): the density against scipy, the slices and
 maps against direct critic evaluations, AdaEnt's similarity against NumPy, and the errors."""
 
 import jax
@@ -9,7 +9,8 @@ import scipy.stats
 
 from entrolab.agents.sac import SquashedGaussianPolicy
 from entrolab.agents.sac.networks import TwinQ
-from entrolab.qlandscape import Landscape, heatmap_figure, marginal_log_density, slices_figure
+from entrolab.measures.qlandscape import Landscape, marginal_log_density
+from entrolab.report.qlandscape import heatmap_figure, slices_figure
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""entrolab.study.report on small synthetic studies (tables written here, so no training is needed).
+"""The robustness report (entrolab.studies.robustness.report via entrolab.study.report) on small synthetic studies (tables written here, so no training is needed).
 
-The tables are made the way `entrolab.study.analysis.build_tables` makes them from unit outputs:
-per-episode returns -> summary returns, `entrolab.robustness.excess_risk` -> excess_risk,
-`entrolab.study.analysis.correlation_table` -> correlations.
+The tables are made the way `entrolab.studies.robustness.tables.build_tables` makes them from unit outputs:
+per-episode returns -> summary returns, `entrolab.measures.robustness.excess_risk` -> excess_risk,
+`entrolab.studies.robustness.tables.correlation_table` -> correlations.
 """
 
 import re
@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entrolab.robustness import excess_risk
+from entrolab.measures.robustness import excess_risk
 from entrolab.stats import bootstrap_ci
-from entrolab.study.analysis import MEASURES, correlation_table
-from entrolab.study.config import parse_config
-from entrolab.study.report import fmt, fmt_ci, write_report
-from entrolab.study.units import CONFIG_FILE, config_json
+from entrolab.report.document import fmt, fmt_ci
+from entrolab.studies.robustness.tables import MEASURES, correlation_table
+from entrolab.study.config import CONFIG_FILE, config_json, parse_config
+from entrolab.study.report import write_report
 
 NUM_RESAMPLES = 50
 

@@ -1,4 +1,4 @@
-"""entrolab.robustness: conditions, the evaluation grid, the excess risk.
+"""entrolab.measures.robustness: conditions, the evaluation grid, the excess risk.
 
 Known answers: a policy whose mean network is zero acts independently of its
 observations, so under common random numbers its returns do not depend on
@@ -16,7 +16,7 @@ import pytest
 from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.policy import GaussianPolicy
 from entrolab.envs import make
-from entrolab.robustness import (
+from entrolab.measures.robustness import (
     Condition,
     condition_grid,
     condition_params,

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entrolab.study.analysis import TABLES, load_tables
+from entrolab.studies.robustness.schema import TABLES
 from entrolab.study.config import StudyConfigError, load_config, parse_config
 from entrolab.study.registry import Registry
 from entrolab.study.runner import run_study
+from entrolab.study.tables import load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny-test.toml"
@@ -29,7 +30,10 @@ BASE = dict(name="t", env="lorenz", alphas=[0.0, 0.1])
     "change, message",
     [
         (dict(colour="red"), r"colour: unknown key"),
-        (dict(train=dict(stepz=10)), r"train.stepz: unknown key"),
+        (dict(train=dict(stepz=10)), r"train: unknown key 'stepz' \(did you mean 'steps'\?\)"),
+        (dict(train=dict(hidden_sizes=[8])), r"train: hidden_sizes: .*set train.hidden"),
+        (dict(train=dict(learning_rate=-1.0)), r"train: .*learning_rate"),
+        (dict(train=dict(epochs=2, num_epochs=2)), r"train: epochs and num_epochs are the same option"),
         (dict(seeds="4"), r"seeds: Input should be a valid integer"),
         (dict(train=dict(steps=1e6)), r"train.steps: Input should be a valid integer"),
         (dict(alphas=[0.0, -0.1]), r"alphas.1: Input should be greater than or equal to 0"),

@@ -104,7 +104,13 @@ def test_bad_checkpoints_are_clear_errors(sweep_dir, tmp_path):
         (["--algo", "dqn"], "unknown algorithm"),
         (["--env", "lorentz"], "unknown environment"),
         (["--env-option", "rhoo=3"], "unknown override"),
-        (["--lr", "-1"], "learning_rate out of range"),
+        (["--set", "learning_rate=-1"], "learning_rate out of range"),
+        (["--set", "num_minibatches=3"], "not divisible by num_minibatches = 3"),
+        (["--env-option", "rho"], "--env-option takes KEY=VALUE, got 'rho'"),
+        (["--set", "rho"], "--set takes KEY=VALUE, got 'rho'"),
+        (["--set", "ent_coef=0.1"], "ent_coef: cannot be set here: the entropy coefficients are set by --alpha"),
+        (["--set", "total_timesteps=64"], "total_timesteps: cannot be set here: set by --steps"),
+        (["--options", "missing.toml"], "missing.toml does not exist"),
     ],
 )
 def test_train_cli_bad_input(args, message, tmp_path):
@@ -114,15 +120,56 @@ def test_train_cli_bad_input(args, message, tmp_path):
 
 
 def test_train_cli_end_to_end(tmp_path):
+    """A tiny PPO sweep; its options from --options FILE.toml and --set (which wins) reach
+    the saved config (sweep.json and the checkpoints' manifests)."""
+    options = tmp_path / "ppo.toml"
+    options.write_text("num_envs = 4\nnum_steps = 16\nhidden_sizes = [8]\nent_horizon = 1_000\n")
+    out = tmp_path / "out"
     result = CliRunner().invoke(app, [
-        "train", "--env", "ks", "--alpha", "0,0.05", "--seeds", "1", "--steps", "64", "--num-envs", "2",
-        "--num-steps", "16", "--epochs", "1", "--minibatches", "2", "--hidden", "8", "--eval-episodes", "2",
-        "--env-option", "max_steps_in_episode=10", "--env-option", "init=E1", "--out", str(tmp_path),
+        "train", "--env", "ks", "--alpha", "0,0.05", "--seeds", "1", "--steps", "64", "--options", str(options),
+        "--set", "num_envs=2", "--set", "num_epochs=1", "--set", "num_minibatches=2", "--set", "gamma=0.9",
+        "--eval-episodes", "2", "--env-option", "max_steps_in_episode=10", "--env-option", "init=E1", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
-    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    runs = pd.read_parquet(out / "runs.parquet")
     assert list(runs["alpha"]) == [0.0, 0.05]
-    assert (tmp_path / runs["checkpoint"][0] / "manifest.json").is_file()
+    assert (out / runs["checkpoint"][0] / "manifest.json").is_file()
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["env_overrides"] == {"max_steps_in_episode": 10, "init": "E1"}
+    expected = {"num_envs": 2, "num_steps": 16, "total_timesteps": 64, "num_epochs": 1, "num_minibatches": 2,
+                "hidden_sizes": [8]}
+    assert {k: sweep["config"][k] for k in expected} == expected
+    assert sweep["hparams"]["gamma"] == 0.9 and sweep["hparams"]["ent_horizon"] == 1000.0
+    manifest = entrolab.load_policy(out / runs["checkpoint"][1]).manifest
+    assert manifest["config"]["num_envs"] == 2 and manifest["hparams"]["gamma"] == pytest.approx(0.9)
+    assert manifest["hparams"]["ent_coef"] == pytest.approx(0.05)
+
+
+def test_train_cli_reports_every_bad_option_and_exits_2(tmp_path):
+    options = tmp_path / "bad.toml"
+    options.write_text("num_envs = 2.5\n")
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "out"), "--options", str(options),
+                                      "--set", "batch_sise=512", "--set", "normalize_observations=1"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert lines[0] == "error: num_envs: expected int, got 2.5 (float)"
+    assert lines[1].startswith("error: batch_sise: unknown ppo option")
+    assert lines[2] == "error: normalize_observations: expected bool, got 1 (int)"
+    assert lines[3].startswith("error: known ppo options: num_envs, num_steps,")
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+    bad = CliRunner().invoke(app, ["train", "--options", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "cannot be read" in bad.output
+
+
+def test_options_command_lists_the_dataclass_fields():
+    result = CliRunner().invoke(app, ["options", "sac"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("batch_size "))
+    assert row.split()[1:4] == ["static", "int", "256"]
+    assert "transitions per gradient step" in row
+    assert "adaent_threshold" in result.output and "entropy_schedule" not in result.output
+    bad = CliRunner().invoke(app, ["options", "dqn"])
+    assert bad.exit_code == 2 and "unknown algorithm 'dqn'" in bad.output
 
 
 def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
@@ -133,12 +180,13 @@ def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
     from entrolab import load_policy
     from entrolab.agents.sac.networks import SquashedGaussianPolicy
 
-    common = ["--env", "probe_action", "--alpha", "0.05,0.2", "--seeds", "1", "--steps", "400", "--hidden", "16",
-              "--buffer-size", "400", "--batch-size", "32", "--learning-starts", "100", "--log-interval", "100",
-              "--eval-episodes", "4"]
+    common = ["--env", "probe_action", "--alpha", "0.05,0.2", "--seeds", "1", "--steps", "400",
+              "--set", "hidden_sizes=[16]", "--set", "buffer_size=400", "--set", "batch_size=32",
+              "--set", "learning_starts=100", "--set", "log_interval=100", "--eval-episodes", "4"]
     for algo in ["sac-adaent"]:  # the plain-SAC path is the same driver (tests/test_sac.py covers SAC itself)
         out = tmp_path / algo
-        result = CliRunner().invoke(app, ["train", "--algo", algo, *common, "--adaent-actions", "4", "--out", str(out)])
+        result = CliRunner().invoke(app, ["train", "--algo", algo, *common, "--set", "adaent_num_actions=4", "--out",
+                                          str(out)])
         assert result.exit_code == 0, result.output
         runs = pd.read_parquet(out / "runs.parquet")
         assert list(runs["algo"]) == [algo, algo] and list(runs["alpha"]) == [0.05, 0.2]
@@ -149,6 +197,7 @@ def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
         policy = load_policy(out / runs["checkpoint"][0])
         assert isinstance(policy.policy, SquashedGaussianPolicy)
         assert policy.manifest["algorithm"] == algo
+        assert policy.manifest["config"]["adaent_num_actions"] == 4 and policy.manifest["config"]["adaent"]
         assert abs(float(policy.act(None, jnp.zeros(1))[0])) <= 1.0
         # the soft and plain Q of the trained agent: one state (probe_action is one step), one coordinate
         land = CliRunner().invoke(app, ["landscape", str(out / runs["checkpoint"][0]), "--out", str(tmp_path / "land"),
@@ -158,8 +207,9 @@ def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
         assert len(table) == 11 and table["plain_raw"].notna().all() and (tmp_path / "land" / "slices.png").exists()
     bad = CliRunner().invoke(app, ["landscape", str(tmp_path / "nothing")])
     assert bad.exit_code == 2 and "does not" in bad.output  # (rich wraps the long path)
-    bad = CliRunner().invoke(app, ["train", "--algo", "sac", "--schedule", "linear", "--out", str(tmp_path / "x")])
+    bad = CliRunner().invoke(app, ["train", "--algo", "sac", "--set", "entropy_schedule=linear", "--out",
+                                   str(tmp_path / "x")])
     assert bad.exit_code == 2 and "has no entropy schedule" in bad.output
-    bad = CliRunner().invoke(app, ["train", "--algo", "sac-adaent", "--adaent-threshold", "1.5", "--out",
+    bad = CliRunner().invoke(app, ["train", "--algo", "sac-adaent", "--set", "adaent_threshold=1.5", "--out",
                                    str(tmp_path / "y")])
     assert bad.exit_code == 2 and "adaent_threshold" in bad.output

@@ -4,11 +4,10 @@ Importing entrolab registers its environments with gymnasium
 (`entrolab/Lorenz-v0`, `entrolab/KuramotoSivashinsky-v0`).
 """
 
-__version__ = "0.1.0"
-
-from entrolab.checkpoint import load_policy  # noqa: E402
-from entrolab.envs import make  # noqa: E402
-from entrolab.envs.gymnasium_adapter import register_gymnasium_envs  # noqa: E402
+from entrolab._version import __version__
+from entrolab.checkpoint import load_policy
+from entrolab.envs import make
+from entrolab.envs.gymnasium_adapter import register_gymnasium_envs
 
 register_gymnasium_envs()
 

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import flax
 import jax
 import numpy as np
 from flax import serialization
 
+from entrolab._version import __version__
 from entrolab.agents.policy import GaussianPolicy
+from entrolab.agents.sac.networks import SquashedGaussianPolicy
 
 FORMAT_VERSION = 1
 PARAMS_FILE = "policy.msgpack"
@@ -39,11 +42,7 @@ class CheckpointError(ValueError):
 
 
 def _versions() -> dict[str, str]:
-    import flax
-
-    import entrolab
-
-    return {"entrolab": entrolab.__version__, "jax": jax.__version__, "flax": flax.__version__,
+    return {"entrolab": __version__, "jax": jax.__version__, "flax": flax.__version__,
             "numpy": np.__version__}
 
 
@@ -116,8 +115,6 @@ class LoadedPolicy:
 
 
 def _policy_classes() -> dict[str, type]:
-    from entrolab.agents.sac.networks import SquashedGaussianPolicy
-
     return {"GaussianPolicy": GaussianPolicy, "SquashedGaussianPolicy": SquashedGaussianPolicy}
 
 

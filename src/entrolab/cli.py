@@ -1,9 +1,15 @@
-"""The `entrolab` command line."""
+"""The `entrolab` command line.
+
+Each command imports what it needs when it runs (JAX, the agents, the study
+engine): `entrolab --help` and argument errors answer at once instead of after
+importing JAX. These lazy imports close no cycle (tests/test_architecture.py).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -95,24 +101,30 @@ def envs(name: str = typer.Argument(None, help="Show the options of one environm
         console.print(table)
 
 
+def _fail(errors: list[str]) -> NoReturn:
+    """One `error:` line per message, then exit code 2 (no traceback)."""
+    from rich.markup import escape
+
+    for message in errors:
+        console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _collect(errors: list[str], fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, or None with the messages of its ValueError (an OptionError has
+    several) appended to `errors`: every bad input is reported at once."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as err:
+        errors.extend(getattr(err, "errors", None) or [str(err)])
+        return None
+
+
 def _parse_floats(text: str, what: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip() != ""]
     except ValueError as err:
-        raise typer.BadParameter(f"{what} must be a comma-separated list of numbers, got {text!r}") from err
-
-
-def _parse_env_options(options: list[str]) -> dict:
-    out = {}
-    for item in options:
-        if "=" not in item:
-            raise typer.BadParameter(f"--env-option takes KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value  # a string, e.g. target=E1
-    return out
+        raise ValueError(f"{what} must be a comma-separated list of numbers, got {text!r}") from err
 
 
 @app.command()
@@ -124,80 +136,63 @@ def train(
     steps: int = typer.Option(1_000_000, help="Env steps per agent."),
     out: Path = typer.Option(Path("runs/train"), help="Output directory."),
     env_option: list[str] = typer.Option([], help="Env override KEY=VALUE (repeatable), e.g. obs_noise_std=0.1."),
-    num_envs: int = typer.Option(None, help="Parallel envs per agent (default: ppo 8, sac 1)."),
-    num_steps: int = typer.Option(256, help="Rollout length per env."),
-    epochs: int = typer.Option(10, help="Epochs per rollout."),
-    minibatches: int = typer.Option(8, help="Minibatches per epoch."),
-    hidden: str = typer.Option(None, help="Hidden layer widths, comma-separated (default: ppo 64,64, sac 256,256)."),
-    activation: str = typer.Option(None, help="tanh, relu, gelu or silu (default: ppo tanh, sac relu)."),
-    schedule: str = typer.Option(None, help="PPO entropy schedule: linear (decay to 0; the default) or constant."),
-    ent_horizon: float = typer.Option(400_000, help="Env steps of the linear decay."),
-    bounding: str = typer.Option("clip", help="Action bounding: clip or tanh."),
-    normalize_obs: bool = typer.Option(True, help="Running observation normalisation."),
-    lr: float = typer.Option(3e-4, help="Learning rate."),
-    gamma: float = typer.Option(0.99, help="Discount."),
-    gae_lambda: float = typer.Option(0.95, help="GAE lambda."),
-    clip: float = typer.Option(0.2, help="PPO clip range."),
-    vf_coef: float = typer.Option(0.5, help="Value loss coefficient."),
-    max_grad_norm: float = typer.Option(0.5, help="Global gradient-norm clip."),
-    init_log_std: float = typer.Option(0.0, help="Initial log-std of the policy."),
     eval_episodes: int = typer.Option(16, help="Evaluation episodes per agent (deterministic and sampled)."),
-    buffer_size: int = typer.Option(1_000_000, help="SAC: replay buffer capacity."),
-    batch_size: int = typer.Option(256, help="SAC: transitions per gradient step."),
-    learning_starts: int = typer.Option(10_000, help="SAC: random-action steps before learning."),
-    auto_alpha: bool = typer.Option(False, help="SAC: learn alpha toward the target entropy (--alpha = initial)."),
-    adaent_threshold: float = typer.Option(0.9, help="SAC-AdaEnt: cosine threshold in [-1, 1]."),
-    adaent_actions: int = typer.Option(100, help="SAC-AdaEnt: actions sampled per state (K >= 2)."),
-    log_interval: int = typer.Option(1000, help="SAC: iterations per logged row."),
-    plain_critic: bool = typer.Option(False, help="SAC: also learn the plain Q (for `entrolab landscape`)."),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE",
+        help="Algorithm option (repeatable), e.g. --set batch_size=512 --set hidden_sizes=[256,256]; "
+             "VALUE is JSON, TOML or a bare string. List the options with `entrolab options ALGO`.",
+    ),
+    options_file: Path = typer.Option(
+        None, "--options", metavar="FILE.toml", help="TOML file of algorithm options (--set wins over it).",
+    ),
 ) -> None:
-    """Train agents over entropy coefficients (PPO) or temperatures (SAC) x seeds as one compiled program."""
+    """Train agents over entropy coefficients (PPO) or temperatures (SAC) x seeds as one compiled program.
+
+    Algorithm options: --set KEY=VALUE (repeatable) or --options FILE.toml; list them with `entrolab options ALGO`.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from entrolab.agents.ppo import PPOConfig, PPOHParams
+    from entrolab.agents.options import ALGOS, build, load_options, parse_assignments
     from entrolab.training import train_sweep
 
-    if algo not in ("ppo", "sac", "sac-adaent"):
-        console.print(f"[red]error:[/red] unknown algorithm {algo!r}; available: ppo, sac, sac-adaent")
-        raise typer.Exit(2)
+    if algo not in ALGOS:
+        _fail([f"unknown algorithm {algo!r}; available: {', '.join(ALGOS)}"])
+    errors: list[str] = []
+    alphas = _collect(errors, _parse_floats, alpha, "--alpha")
+    env_overrides = _collect(errors, parse_assignments, env_option, flag="--env-option")
+    file_values = _collect(errors, load_options, options_file) if options_file is not None else {}
+    set_values = _collect(errors, parse_assignments, set_, flag="--set")
+    if not errors:
+        entropy_field = "ent_coef" if algo == "ppo" else "alpha"
+        reserved = {"total_timesteps": "set by --steps",
+                    entropy_field: "the entropy coefficients are set by --alpha (one agent per value)"}
+        built = _collect(errors, build, algo, {**file_values, **set_values}, total_timesteps=steps, reserved=reserved)
+    if errors:
+        _fail(errors)
+    config, hparams = built
+
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps/agent"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     try:
-        alphas = _parse_floats(alpha, "--alpha")
-        widths = None if hidden is None else tuple(int(w) for w in _parse_floats(hidden, "--hidden"))
-        if algo != "ppo":
-            from entrolab.agents.sac import SACConfig, SACHParams
-
-            if schedule is not None:
-                raise ValueError(f"--schedule: {algo} has no entropy schedule (its alpha is fixed, or learned "
-                                 "with --auto-alpha)")
-
-            config = SACConfig(
-                num_envs=num_envs or 1, total_timesteps=steps, buffer_size=buffer_size, batch_size=batch_size,
-                learning_starts=learning_starts, hidden_sizes=widths or (256, 256), activation=activation or "relu",
-                auto_alpha=auto_alpha, adaent=algo == "sac-adaent", adaent_num_actions=adaent_actions,
-                log_interval=log_interval, plain_critic=plain_critic,
-            )
-            hparams = SACHParams(gamma=gamma, adaent_threshold=adaent_threshold).check(config)
-        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps/agent"),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-        if algo == "ppo":
-            config = PPOConfig(
-                num_envs=num_envs or 8, num_steps=num_steps, total_timesteps=steps, num_epochs=epochs,
-                num_minibatches=minibatches, hidden_sizes=widths or (64, 64), activation=activation or "tanh",
-                action_bounding=bounding, normalize_observations=normalize_obs,
-                entropy_schedule=schedule or "linear",
-            )
-            hparams = PPOHParams(learning_rate=lr, gamma=gamma, gae_lambda=gae_lambda, clip_eps=clip,
-                                 vf_coef=vf_coef, ent_horizon=ent_horizon, max_grad_norm=max_grad_norm,
-                                 init_log_std=init_log_std).check()
         with Progress(*columns, console=console) as progress:
-            runs = train_sweep(env, alphas, seeds, out, config, hparams, _parse_env_options(env_option),
+            runs = train_sweep(env, alphas, seeds, out, config, hparams, env_overrides,
                                eval_episodes=eval_episodes, progress=progress)
-    except (ValueError, typer.BadParameter) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+    except ValueError as err:
+        _fail([str(err)])
     summary = runs.groupby("alpha")[["eval_return_det_mean", "eval_return_sto_mean"]].agg(["mean", "std"])
     console.print(summary.round(3).to_string())
     console.print(f"[green]wrote[/green] {out}/runs.parquet, {out}/metrics.parquet, {out}/checkpoints/")
+
+
+@app.command("options")
+def list_options(algo: str = typer.Argument(..., help="Algorithm: ppo, sac or sac-adaent.")) -> None:
+    """List the options of ALGO (for `entrolab train --set KEY=VALUE` or `--options FILE.toml`)."""
+    from entrolab.agents.options import OptionError, describe
+
+    try:
+        typer.echo(describe(algo))
+    except OptionError as err:
+        _fail(list(err.errors))
 
 
 @app.command()
@@ -213,7 +208,8 @@ def landscape(
 
     from entrolab.checkpoint import CheckpointError, load_policy
     from entrolab.envs import make
-    from entrolab.qlandscape import Landscape, heatmap_figure, landscape_states, slices_figure
+    from entrolab.measures.qlandscape import Landscape, landscape_states
+    from entrolab.report.qlandscape import heatmap_figure, slices_figure
 
     try:
         loaded = load_policy(checkpoint)
@@ -232,7 +228,7 @@ def landscape(
     labels = {s: f"t={int(t)}" for s, t in enumerate(times)}
     slices_figure(table, out / "slices.png", labels, title=str(checkpoint))
     if land.plain is None:
-        console.print("[yellow]note:[/yellow] this agent has no plain critic (train with --plain-critic or "
+        console.print("[yellow]note:[/yellow] this agent has no plain critic (train with --set plain_critic=true or "
                       "--algo sac-adaent): the soft Q only")
     if land.policy.action_dim >= 2:
         heatmap_figure([land.heatmap(o, num=min(num, 61)) for o in obs], out / "map.png",
@@ -241,19 +237,6 @@ def landscape(
     console.print("soft/plain similarity per time (rows) and action coordinate (columns):")
     console.print(sim.round(3).to_string())
     console.print(f"[green]wrote[/green] {out}/slices.parquet and figures")
-
-
-def _compilation_cache(out: Path) -> None:
-    """JAX's persistent compilation cache, so that a resumed study does not compile again:
-    OUT/.jax_cache, or $ENTROLAB_JAX_CACHE (an empty value turns it off)."""
-    import os
-
-    import jax
-
-    path = os.environ.get("ENTROLAB_JAX_CACHE", str(out / ".jax_cache"))
-    if path:
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 @app.command()
@@ -266,7 +249,7 @@ def study(
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from entrolab.study.config import StudyConfigError, load_config
-    from entrolab.study.runner import StudyError, run_study
+    from entrolab.study.runner import StudyError, compilation_cache, run_study
 
     try:
         cfg = load_config(config)
@@ -274,7 +257,7 @@ def study(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     out = out or Path("runs") / cfg.name
-    _compilation_cache(out)
+    compilation_cache(out)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
     try:
@@ -290,11 +273,11 @@ def study(
 @app.command()
 def report(study_dir: Path = typer.Argument(..., help="A study directory (from `entrolab study`).")) -> None:
     """Rebuild the tables and the report of a finished study."""
-    from entrolab.study.analysis import build_tables
+    from entrolab.study.config import CONFIG_FILE
     from entrolab.study.registry import Registry
     from entrolab.study.report import write_report
     from entrolab.study.runner import REGISTRY_FILE
-    from entrolab.study.units import CONFIG_FILE
+    from entrolab.study.tables import build_tables
 
     if not (study_dir / CONFIG_FILE).exists() or not (study_dir / REGISTRY_FILE).exists():
         console.print(f"[red]error:[/red] {study_dir} is not a study directory (no {CONFIG_FILE} or {REGISTRY_FILE})")

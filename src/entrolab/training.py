@@ -28,6 +28,9 @@ import numpy as np
 
 from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.ppo import PPOConfig, PPOHParams, make_train
+from entrolab.agents.sac import SACConfig
+from entrolab.agents.sac import make_train as make_sac
+from entrolab.agents.sac.train import summarize
 from entrolab.checkpoint import save_checkpoint
 from entrolab.envs import make
 
@@ -64,10 +67,6 @@ class _Learner:
             self.num_units, self.steps_per_unit = config.num_updates, config.batch_size
             self.run_units = self.trainer.run
             return
-        from entrolab.agents.sac import SACConfig
-        from entrolab.agents.sac import make_train as make_sac
-        from entrolab.agents.sac.train import summarize
-
         if not isinstance(config, SACConfig):
             raise ValueError(f"config must be a PPOConfig or a SACConfig, got {type(config).__name__}")
         self.name = "sac-adaent" if config.adaent else "sac"

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from entrolab.envs.ks import ks_rhs
+from entrolab.envs.ks_spectral import ks_rhs
 
 NAMES = ("zero", "E1", "E2", "E3")
 

@@ -1,4 +1,14 @@
-"""Measures of the dynamics: Lyapunov exponents of the uncontrolled flows."""
+"""Measures of systems and of trained policies: pure functions of pytrees and tables.
+
+- `lyapunov`: Lyapunov exponents of the uncontrolled flows (re-exported here);
+- `robustness`: returns under perturbation (`evaluate_grid`) and the excess risk;
+- `complexity`: norm-based measures, empirical Lipschitz constant, PAC-Bayes sharpness;
+- `fisher`: the exact trace of the policy's Fisher information per state;
+- `qlandscape`: soft versus plain Q over a SAC agent's action space.
+
+A measure never reads or writes a study directory: the study kinds
+(`entrolab.studies`) call measures and store their results.
+"""
 
 from entrolab.measures.lyapunov import (
     LyapunovResult,

@@ -16,13 +16,18 @@ Study directory:
     registry.sqlite    units of work and their state (`entrolab.study.registry`)
     train/VARIANT/     checkpoints/, runs.parquet, metrics.parquet of each training variant
     units/...          published outputs of the evaluation and measurement units
-    tables/*.parquet   tidy result tables (`entrolab.study.analysis`)
+    tables/*.parquet   tidy result tables (`entrolab.study.tables`, built by the study's kind)
     report/            index.html, report.md, figures (`entrolab.study.report`)
+    .jax_cache/        JAX's persistent compilation cache (`compilation_cache`)
+
+The kind-specific layout (what ``train/`` and ``units/`` hold) is documented by each
+kind in `entrolab.studies`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -30,9 +35,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from entrolab.study.config import StudyConfig, StudyConfigError, load_config
+import jax
+
+from entrolab.study.config import CONFIG_FILE, StudyConfigBase, StudyConfigError, config_json, load_config
+from entrolab.study.kinds import DEFAULT_KIND, get_kind
 from entrolab.study.registry import Registry, Unit
-from entrolab.study.units import CONFIG_FILE, config_json, execute, plan_units
+from entrolab.study.report import write_report
+from entrolab.study.tables import build_tables
+from entrolab.study.units import SCRATCH_DIR, execute, output_dir
 
 REGISTRY_FILE = "registry.sqlite"
 
@@ -67,28 +77,38 @@ class StudyError(RuntimeError):
     """A study that cannot proceed (a unit failed, or the directory holds another study)."""
 
 
-def prepare(config: StudyConfig, out: Path, log=None) -> Registry:
+def _describe(identity: dict) -> str:
+    return ", ".join(f"{k} {v!r}" for k, v in identity.items())
+
+
+def prepare(config: StudyConfigBase, out: Path, log=None) -> Registry:
     """Create or reopen a study directory for `config`.
 
-    A directory of another study (another name or env) is refused. The same
-    study with an edited config is replanned: units whose inputs changed are
-    run again, the others are kept (see `entrolab.study.registry`).
+    A directory of another study (another kind, name, or what the kind's `identity`
+    names, e.g. the env) is refused. The same study with an edited config is
+    replanned: units whose inputs changed are run again, the others are kept (see
+    `entrolab.study.registry`).
     """
     out.mkdir(parents=True, exist_ok=True)
     resolved = config_json(config)
     path = out / CONFIG_FILE
+    unchanged = False
     if path.exists():
         old = json.loads(path.read_text())
-        env = getattr(config, "env", None)
-        if (old.get("name"), old.get("env"), old.get("kind")) != (config.name, env, getattr(config, "kind", None)):
-            what = f"{config.name!r} on {env!r}" if env else f"the comparison {config.name!r}"
-            theirs = f"{old.get('name')!r} on {old.get('env')!r}" if old.get("env") else \
-                f"the {old.get('kind')} study {old.get('name')!r}"
+        old.setdefault("kind", DEFAULT_KIND)  # written before study kinds existed
+        ours = config.identity()
+        theirs = {k: old.get(k) for k in ours}
+        if theirs != ours:
             raise StudyConfigError(
-                f"{out} holds a different study ({theirs}, not {what}); use another --out, "
+                f"{out} holds a different study ({_describe(theirs)}, not {_describe(ours)}); use another --out, "
                 "or delete the directory to start over")
+        unchanged = json.loads(resolved) == old
     registry = Registry(out / REGISTRY_FILE)
-    changes = registry.plan(plan_units(config))
+    kind = get_kind(config.kind)
+    previous = {u.id: u for u in registry.units()}
+    # a registry from before fingerprints knows no fingerprint: its done units are adopted when
+    # the config is the one they were run with
+    changes = registry.plan(kind.plan(config), adopt_unknown=unchanged)
     if log is not None and path.exists() and (changes["reset"] or changes["removed"]):
         log(f"the config changed: {len(changes['reset'])} units to redo, {len(changes['added'])} new, "
             f"{len(changes['removed'])} dropped")
@@ -96,15 +116,23 @@ def prepare(config: StudyConfig, out: Path, log=None) -> Registry:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(resolved)
         tmp.replace(path)
-    shutil.rmtree(out / ".scratch", ignore_errors=True)  # partial outputs of units that died
+    shutil.rmtree(out / SCRATCH_DIR, ignore_errors=True)  # partial outputs of units that died
     for unit_id in changes["removed"]:  # outputs of units no longer planned
-        for stale in (out / unit_id, out / "units" / unit_id):
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(output_dir(out, previous[unit_id], config), ignore_errors=True)
     return registry
 
 
+def compilation_cache(out: Path) -> None:
+    """Turn on JAX's persistent compilation cache, so that a resumed study does not compile
+    again: OUT/.jax_cache, or $ENTROLAB_JAX_CACHE (an empty value turns it off)."""
+    path = os.environ.get("ENTROLAB_JAX_CACHE", str(out / ".jax_cache"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def run_study(
-    config: StudyConfig | str | Path,
+    config: StudyConfigBase | str | Path,
     out: str | Path,
     executor: Executor | None = None,
     progress: Any = None,
@@ -115,8 +143,6 @@ def run_study(
 
     `stop_after`: stop after that many units (for tests and partial runs).
     """
-    from entrolab.study import analysis
-
     config = load_config(config) if isinstance(config, (str, Path)) else config
     out = Path(out)
     registry = prepare(config, out, log=None if progress is None else progress.console.log)
@@ -147,9 +173,7 @@ def run_study(
         stuck = [k for k, s in states.items() if s != "done"]
         raise StudyError(f"units not done: {stuck}")
     if all(s == "done" for s in states.values()):
-        analysis.build_tables(out, config)
+        build_tables(out, config)
         if report:
-            from entrolab.study.report import write_report
-
             write_report(out)
     return out

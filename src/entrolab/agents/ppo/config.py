@@ -7,15 +7,20 @@ program, so a sweep over any of them (the entropy coefficient above all) is a
 the main study used them (lr 3e-4, gamma 0.99, lambda 0.95, clip 0.2, value
 coefficient 0.5, max grad norm 0.5, 10 epochs) with 8 envs x 256 steps per
 rollout and minibatches of 256.
+
+Every field carries its help text as metadata (`metadata={"help": ...}`):
+`entrolab.agents.options` reads the fields, types, defaults and help from
+here, for the command line and the study configs alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax.numpy as jnp
 from flax import struct
 
+from entrolab.agents.networks import ACTIVATIONS
 from entrolab.agents.policy import BOUNDINGS
 
 SCHEDULES = ("constant", "linear")
@@ -25,18 +30,32 @@ SCHEDULES = ("constant", "linear")
 class PPOConfig:
     """Static structure of a PPO run."""
 
-    num_envs: int = 8  # parallel environments per agent
-    num_steps: int = 256  # rollout length per environment
-    total_timesteps: int = 1_000_000  # env steps per agent (rounded down to whole rollouts)
-    num_epochs: int = 10  # passes over each rollout
-    num_minibatches: int = 8  # minibatches per epoch (batch = num_envs * num_steps)
-    hidden_sizes: tuple[int, ...] = (64, 64)  # policy mean and critic MLPs
-    activation: str = "tanh"
-    action_bounding: str = "clip"  # "clip" a Gaussian sample, or "tanh" squashing
-    normalize_observations: bool = True  # running mean/var, as SB3's VecNormalize
-    normalize_advantages: bool = True  # per minibatch
-    entropy_schedule: str = "linear"  # "constant", or "linear" decay from ent_coef to 0
-    critic_hidden_sizes: tuple[int, ...] | None = None  # default: hidden_sizes
+    num_envs: int = field(default=8, metadata={"help": "parallel environments per agent"})
+    num_steps: int = field(default=256, metadata={"help": "rollout length per environment"})
+    total_timesteps: int = field(
+        default=1_000_000, metadata={"help": "env steps per agent (rounded down to whole rollouts)"}
+    )
+    num_epochs: int = field(default=10, metadata={"help": "passes over each rollout"})
+    num_minibatches: int = field(
+        default=8, metadata={"help": "minibatches per epoch (batch = num_envs * num_steps)"}
+    )
+    hidden_sizes: tuple[int, ...] = field(
+        default=(64, 64), metadata={"help": "hidden-layer widths of the policy mean and critic MLPs"}
+    )
+    activation: str = field(default="tanh", metadata={"help": "hidden-layer activation: tanh, relu, gelu or silu"})
+    action_bounding: str = field(
+        default="clip", metadata={"help": '"clip" a Gaussian sample, or "tanh" squashing'}
+    )
+    normalize_observations: bool = field(
+        default=True, metadata={"help": "running mean/var of observations, as SB3's VecNormalize"}
+    )
+    normalize_advantages: bool = field(default=True, metadata={"help": "normalise advantages per minibatch"})
+    entropy_schedule: str = field(
+        default="linear", metadata={"help": '"constant", or "linear" decay from ent_coef to 0 over ent_horizon'}
+    )
+    critic_hidden_sizes: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "hidden-layer widths of the critic MLP (default: hidden_sizes)"}
+    )
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
@@ -57,6 +76,10 @@ class PPOConfig:
             raise ValueError(f"entropy_schedule must be one of {SCHEDULES}, got {self.entropy_schedule!r}")
         if any(int(w) < 1 for w in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive, got {self.hidden_sizes}")
+        if self.critic_hidden_sizes is not None and any(int(w) < 1 for w in self.critic_hidden_sizes):
+            raise ValueError(f"critic_hidden_sizes must be positive, got {self.critic_hidden_sizes}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
 
     @property
     def batch_size(self) -> int:
@@ -75,15 +98,17 @@ class PPOConfig:
 class PPOHParams:
     """Traced hyperparameters (sweepable by vmap)."""
 
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0  # initial entropy coefficient alpha_i
-    ent_horizon: float = 400_000.0  # env steps over which a linear schedule decays to 0
-    max_grad_norm: float = 0.5
-    init_log_std: float = 0.0
+    learning_rate: float = struct.field(default=3e-4, metadata={"help": "Adam learning rate"})
+    gamma: float = struct.field(default=0.99, metadata={"help": "discount factor"})
+    gae_lambda: float = struct.field(default=0.95, metadata={"help": "GAE lambda"})
+    clip_eps: float = struct.field(default=0.2, metadata={"help": "clip range of the surrogate objective"})
+    vf_coef: float = struct.field(default=0.5, metadata={"help": "value-loss coefficient"})
+    ent_coef: float = struct.field(default=0.0, metadata={"help": "initial entropy coefficient alpha_i"})
+    ent_horizon: float = struct.field(
+        default=400_000.0, metadata={"help": "env steps over which a linear schedule decays to 0"}
+    )
+    max_grad_norm: float = struct.field(default=0.5, metadata={"help": "global gradient-norm clip"})
+    init_log_std: float = struct.field(default=0.0, metadata={"help": "initial log-std of the policy"})
 
     def check(self) -> PPOHParams:
         """Range checks on concrete values (a clear error before compiling)."""

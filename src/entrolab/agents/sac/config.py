@@ -19,12 +19,16 @@ script defaults to 0.8). Two choices differ from that code, on purpose:
   log α = 0, i.e. α = 1): one field is then both the fixed α and the starting α;
 - the target entropy defaults to -action_dim (theirs too) but is a static
   field, as the standard heuristic of Haarnoja et al. (2018b).
+
+Every field carries its help text as metadata (`metadata={"help": ...}`):
+`entrolab.agents.options` reads the fields, types, defaults and help from
+here, for the command line and the study configs alike.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -37,23 +41,51 @@ from entrolab.agents.networks import ACTIVATIONS
 class SACConfig:
     """Static structure of a SAC / SAC-AdaEnt run."""
 
-    num_envs: int = 1  # parallel environments per agent (one iteration = one step of each)
-    total_timesteps: int = 1_000_000  # env steps per agent (rounded down to whole logging chunks)
-    buffer_size: int = 1_000_000  # replay capacity in transitions (a circular array on device)
-    batch_size: int = 256  # transitions per gradient step (sampled uniformly, with replacement)
-    learning_starts: int = 10_000  # env steps of uniformly random actions before the first update
-    updates_per_step: int = 1  # gradient steps per iteration (update-to-data ratio = this / num_envs)
-    hidden_sizes: tuple[int, ...] = (256, 256)  # actor MLP
-    critic_hidden_sizes: tuple[int, ...] | None = None  # default: hidden_sizes
-    activation: str = "relu"
-    log_std_min: float = -20.0  # clip of the actor's state-dependent log-std (SB3, tianshou)
-    log_std_max: float = 2.0
-    auto_alpha: bool = False  # learn log α toward `target_entropy` (else α = SACHParams.alpha, fixed)
-    target_entropy: float | None = None  # default: -action_dim
-    adaent: bool = False  # SAC-AdaEnt: plain critics, per-state switch of the actor's Q
-    plain_critic: bool = False  # also learn the plain (entropy-free) Q of the policy, unused by the actor
-    adaent_num_actions: int = 100  # K actions per state for the soft/plain similarity
-    log_interval: int = 1000  # iterations per logged row of `SAC.__call__`
+    num_envs: int = field(
+        default=1, metadata={"help": "parallel environments per agent (one iteration = one step of each)"}
+    )
+    total_timesteps: int = field(
+        default=1_000_000, metadata={"help": "env steps per agent (rounded down to whole logging chunks)"}
+    )
+    buffer_size: int = field(
+        default=1_000_000, metadata={"help": "replay capacity in transitions (a circular array on device)"}
+    )
+    batch_size: int = field(
+        default=256, metadata={"help": "transitions per gradient step (sampled uniformly, with replacement)"}
+    )
+    learning_starts: int = field(
+        default=10_000, metadata={"help": "env steps of uniformly random actions before the first update"}
+    )
+    updates_per_step: int = field(
+        default=1, metadata={"help": "gradient steps per iteration (update-to-data ratio = this / num_envs)"}
+    )
+    hidden_sizes: tuple[int, ...] = field(default=(256, 256), metadata={"help": "hidden-layer widths of the actor MLP"})
+    critic_hidden_sizes: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "hidden-layer widths of the critic MLPs (default: hidden_sizes)"}
+    )
+    activation: str = field(default="relu", metadata={"help": "hidden-layer activation: tanh, relu, gelu or silu"})
+    log_std_min: float = field(
+        default=-20.0, metadata={"help": "lower clip of the actor's state-dependent log-std (SB3, tianshou)"}
+    )
+    log_std_max: float = field(default=2.0, metadata={"help": "upper clip of the actor's state-dependent log-std"})
+    auto_alpha: bool = field(
+        default=False,
+        metadata={"help": "learn log alpha toward target_entropy (else alpha = SACHParams.alpha, fixed)"},
+    )
+    target_entropy: float | None = field(
+        default=None, metadata={"help": "target entropy of auto_alpha (default: -action_dim)"}
+    )
+    adaent: bool = field(
+        default=False, metadata={"help": "SAC-AdaEnt: plain critics, per-state switch of the actor's Q"}
+    )
+    plain_critic: bool = field(
+        default=False,
+        metadata={"help": "also learn the plain (entropy-free) Q of the policy, unused by the actor"},
+    )
+    adaent_num_actions: int = field(
+        default=100, metadata={"help": "AdaEnt: K actions per state for the soft/plain similarity (K >= 2)"}
+    )
+    log_interval: int = field(default=1000, metadata={"help": "iterations per logged row of `SAC.__call__`"})
 
     def __post_init__(self):
         for name in ("num_envs", "total_timesteps", "buffer_size", "batch_size", "updates_per_step", "log_interval"):
@@ -111,13 +143,22 @@ class SACConfig:
 class SACHParams:
     """Traced hyperparameters (sweepable by vmap)."""
 
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3  # soft critics, and the plain critics of AdaEnt
-    alpha_lr: float = 1e-3  # used only with auto_alpha
-    gamma: float = 0.99
-    tau: float = 0.005  # Polyak rate of the target critics
-    alpha: float = 0.2  # entropy coefficient: fixed, or initial with auto_alpha
-    adaent_threshold: float = 0.9  # AdaEnt: plain Q where cos(soft, plain) < threshold; in [-1, 1]
+    actor_lr: float = struct.field(default=1e-3, metadata={"help": "Adam learning rate of the actor"})
+    critic_lr: float = struct.field(
+        default=1e-3, metadata={"help": "Adam learning rate of the soft critics, and the plain critics of AdaEnt"}
+    )
+    alpha_lr: float = struct.field(
+        default=1e-3, metadata={"help": "Adam learning rate of log alpha (used only with auto_alpha)"}
+    )
+    gamma: float = struct.field(default=0.99, metadata={"help": "discount factor"})
+    tau: float = struct.field(default=0.005, metadata={"help": "Polyak rate of the target critics"})
+    alpha: float = struct.field(
+        default=0.2, metadata={"help": "entropy coefficient: fixed, or initial with auto_alpha"}
+    )
+    adaent_threshold: float = struct.field(
+        default=0.9,
+        metadata={"help": "AdaEnt: plain Q where cos(soft, plain) < threshold; in [-1, 1]"},
+    )
 
     def check(self, config: SACConfig | None = None) -> SACHParams:
         """Range checks on concrete values (a clear error before compiling).

@@ -47,6 +47,7 @@ import numpy as np
 from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.policy import GaussianPolicy
 from entrolab.envs.core import Environment, EnvParams
+from entrolab.envs.ks_equilibria import NAMES as KS_EQUILIBRIA
 from entrolab.envs.registry import replace_params
 from entrolab.stats import RngLike, as_generator, bootstrap_indices, percentile_interval
 
@@ -127,9 +128,7 @@ def init_names(env: Environment, params: EnvParams) -> tuple[str, ...]:
     if hasattr(params, "init_equilibrium"):
         return tuple(LORENZ_INITS)
     if hasattr(params, "u_init") and hasattr(env, "equilibrium"):
-        from entrolab.envs.ks_equilibria import NAMES
-
-        return NAMES
+        return KS_EQUILIBRIA
     return ()
 
 

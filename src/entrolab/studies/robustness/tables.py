@@ -1,4 +1,4 @@
-"""The tidy result tables of a study, rebuilt from the published unit outputs.
+"""The tidy result tables of a robustness study, rebuilt from the published unit outputs.
 
 `build_tables(study_dir)` writes ``tables/*.parquet`` (pandas, DuckDB and
 pyarrow read them directly):
@@ -26,50 +26,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from entrolab.study.config import StudyConfig
-from entrolab.study.units import plan_units, read_config
-
-TABLES = ("runs", "curves", "returns", "episodes", "excess_risk", "complexity", "fisher_states",
-          "sharpness", "correlations")
-FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_obs_noise"]
-# the measures whose relation to robustness is tested (columns of complexity.parquet)
-MEASURES = [
-    "spectral_product", "frobenius_product", "frobenius_sq_sum", "dist_from_init", "path_norm",
-    "lipschitz_max", "lipschitz_mean", "sharpness_sigma", "fisher_total_mean", "fisher_total_median",
-    "fisher_total_q95", "fisher_total_kurtosis", "log_std",
-]
+from entrolab.measures.robustness import excess_risk
+from entrolab.stats import granulated_correlations
+from entrolab.study.tables import TABLES_DIR, concat_parquet, write_table
+from entrolab.studies.robustness.config import RobustnessConfig
+from entrolab.studies.robustness.schema import FACTORS, MEASURES, TABLES, policy_rates  # noqa: F401  (re-exported)
+from entrolab.studies.robustness.units import plan
 
 
-def _write(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
-
-
-def _concat(paths: list[Path]) -> pd.DataFrame:
-    frames = [pd.read_parquet(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _factors(config: StudyConfig) -> pd.DataFrame:
+def _factors(config: RobustnessConfig) -> pd.DataFrame:
     rows = [{**v, "hidden": "x".join(map(str, v["hidden"]))} for v in config.variants()]
     return pd.DataFrame(rows, columns=FACTORS)
 
 
-def build_tables(study_dir: str | Path, config: StudyConfig | None = None, num_resamples: int | None = None) -> dict:
-    from entrolab.robustness import excess_risk
-
+def build_tables(study_dir: str | Path, config: RobustnessConfig, num_resamples: int | None = None) -> dict:
     study_dir = Path(study_dir)
-    config = config or read_config(study_dir)
-    if not isinstance(config, StudyConfig):
-        from entrolab.study import comparison
-
-        return comparison.build_tables(study_dir, config, num_resamples)
     num_resamples = num_resamples or config.evaluate.bootstrap
-    tables_dir = study_dir / "tables"
+    tables_dir = study_dir / TABLES_DIR
     tables_dir.mkdir(exist_ok=True)
     factors = _factors(config)
     variants = list(factors["variant"])
@@ -88,11 +63,11 @@ def build_tables(study_dir: str | Path, config: StudyConfig | None = None, num_r
     curves = pd.concat(curves, ignore_index=True)
 
     # the outputs of the units the config plans (never a stale output of an earlier config)
-    planned = plan_units(config)
+    planned = plan(config)
     ev = [study_dir / "units" / u.id for u in planned if u.kind == "evaluate"]
     ms = [study_dir / "units" / u.id for u in planned if u.kind == "measures"]
-    returns = _concat([d / "summary.parquet" for d in ev]).merge(keys, on=["variant", "run_id"])
-    episodes = _concat([d / "episodes.parquet" for d in ev]).merge(keys, on=["variant", "run_id"])
+    returns = concat_parquet([d / "summary.parquet" for d in ev]).merge(keys, on=["variant", "run_id"])
+    episodes = concat_parquet([d / "episodes.parquet" for d in ev]).merge(keys, on=["variant", "run_id"])
     order = ["variant", "family", "init", "mode", "alpha", "seed", "value"]
     returns = returns.sort_values(order, kind="stable").reset_index(drop=True)
     episodes = episodes.sort_values(order + ["episode"], kind="stable").reset_index(drop=True)
@@ -107,31 +82,21 @@ def build_tables(study_dir: str | Path, config: StudyConfig | None = None, num_r
     risk = pd.concat(risks, ignore_index=True).merge(keys, on=["variant", "run_id"])
     risk = risk.sort_values(order, kind="stable").reset_index(drop=True)
 
-    complexity = _concat([d / "complexity.parquet" for d in ms])
+    complexity = concat_parquet([d / "complexity.parquet" for d in ms])
     complexity = complexity.merge(runs[["variant", "run_id", "alpha", "seed"] + FACTORS[1:]], on=["variant", "run_id"])
-    fisher_states = _concat([d / "fisher_states.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
-    sharp = _concat([d / "sharpness.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
+    fisher_states = concat_parquet([d / "fisher_states.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
+    sharp = concat_parquet([d / "sharpness.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
     complexity = complexity.sort_values(["variant", "alpha", "seed"], kind="stable").reset_index(drop=True)
 
     correlations = correlation_table(complexity, risk, num_resamples)
     out = dict(runs=runs, curves=curves, returns=returns, episodes=episodes, excess_risk=risk,
                complexity=complexity, fisher_states=fisher_states, sharpness=sharp, correlations=correlations)
     for name, df in out.items():
-        _write(df, tables_dir / f"{name}.parquet")
+        write_table(df, tables_dir / f"{name}.parquet")
     return out
 
 
-def policy_rates(risk: pd.DataFrame) -> pd.DataFrame:
-    """Per policy x (family, param, value, mode): the excess-risk rate averaged over the
-    initial distributions (the reference conditions left out)."""
-    sub = risk[~np.isclose(risk["value"], risk["reference_value"])]
-    return (sub.groupby(["variant", "run_id", "alpha", "seed", "family", "param", "value", "mode"], as_index=False)
-            ["excess_risk_rate"].mean())
-
-
 def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
-    from entrolab.stats import granulated_correlations
-
     rates = policy_rates(risk)
     measures = [m for m in MEASURES if m in complexity.columns]
     frames = []
@@ -150,9 +115,3 @@ def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resample
         c.insert(0, "family", family)
         frames.append(c)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def load_tables(study_dir: str | Path, names=TABLES) -> dict[str, pd.DataFrame]:
-    tables_dir = Path(study_dir) / "tables"
-    return {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in names
-            if (tables_dir / f"{name}.parquet").exists()}

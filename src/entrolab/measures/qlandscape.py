@@ -11,7 +11,7 @@ soft Q rewards actions that lead to states with many acceptable actions.
     land = Landscape.from_checkpoint(lp)
     table = land.slices(obs, num=101)          # 1-D slices through the mean action
     grid = land.heatmap(obs[0], dims=(0, 1))   # a 2-D slice
-    slices_figure(table, "slices.png"); heatmap_figure(grid, "heatmap.png")
+    # figures from the tables: entrolab.report.qlandscape.slices_figure / heatmap_figure
 
 Slices pass through the policy's deterministic action tanh(mean(s)): along
 action dimension d the others stay at their deterministic values. The density
@@ -30,7 +30,6 @@ min-shifted vectors (`entrolab.agents.sac.losses.shifted_cosine_similarity`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -40,6 +39,7 @@ import numpy as np
 from entrolab.agents.networks import gaussian_log_prob, tanh_log_det_jacobian
 from entrolab.agents.sac.losses import shifted_cosine_similarity
 from entrolab.agents.sac.networks import SquashedGaussianPolicy, TwinQ
+from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
 
 EDGE = 1e-3  # grids stop this far inside (-1, 1), where the squashed density is finite
 
@@ -151,10 +151,6 @@ class Landscape:
 def landscape_states(policy, params, env, env_params, key, num: int) -> tuple[np.ndarray, np.ndarray]:
     """`num` observations of the policy's first greedy episode at evenly spaced times of its first
     half (the first is the reset), and those times. Works on any env of the protocol (gymnax's too)."""
-    import jax
-
-    from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
-
     _, _, low, high = flat_bounded_spaces(env, env_params, "a landscape")
     steps = int(getattr(env_params, "max_steps_in_episode", 200))
     k_reset, k_run = jax.random.split(key)
@@ -176,71 +172,3 @@ def landscape_states(policy, params, env, env_params, key, num: int) -> tuple[np
     length = int(ends[0]) + 1 if ends.size else steps
     times = np.unique(np.linspace(0, (length - 1) // 2, num).round().astype(int))
     return np.asarray(obs)[times], times
-
-
-# ---- figures ---------------------------------------------------------------------
-def slices_figure(table, path: str | Path, state_labels: dict | None = None, title: str = ""):
-    """One panel per (state, action dimension): soft and plain Q - max, the policy density shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    states, dims = sorted(table["state"].unique()), sorted(table["dim"].unique())
-    fig, axes = plt.subplots(len(states), len(dims), figsize=(3.6 * len(dims), 2.6 * len(states)),
-                             squeeze=False, constrained_layout=True)
-    for r, s in enumerate(states):
-        for c, d in enumerate(dims):
-            ax = axes[r][c]
-            sub = table[(table["state"] == s) & (table["dim"] == d)]
-            ax.plot(sub["action"], sub["soft"], color="tab:blue", label="soft Q")
-            if sub["plain"].notna().any():
-                ax.plot(sub["action"], sub["plain"], color="tab:orange", label="plain Q")
-            ax.axvline(sub["mean_action"].iloc[0], color="gray", lw=0.8, ls=":")
-            twin = ax.twinx()
-            twin.fill_between(sub["action"], sub["density"], color="tab:green", alpha=0.2, lw=0)
-            twin.set_yticks([])
-            label = (state_labels or {}).get(s, f"state {s}")
-            sim = sub["similarity"].iloc[0]
-            ax.set_title(f"{label}, a[{d}]" + ("" if np.isnan(sim) else f"  cos={sim:.2f}"), fontsize=9)
-            if c == 0:
-                ax.set_ylabel("Q - max Q")
-            if r == len(states) - 1:
-                ax.set_xlabel(f"action {d}")
-            if r == 0 and c == 0:
-                ax.legend(fontsize=7, loc="lower center")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
-def heatmap_figure(maps: list[dict], path: str | Path, labels: list[str] | None = None, title: str = ""):
-    """One row per state: soft Q, plain Q (each - max) and the policy's density over two action dims."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(maps), 3, figsize=(10.5, 3.2 * len(maps)), squeeze=False, constrained_layout=True)
-    for r, hm in enumerate(maps):
-        extent = (hm["x"][0], hm["x"][-1], hm["y"][0], hm["y"][-1])
-        i, j = hm["dims"]
-        for c, (key, name, cmap) in enumerate((("soft", "soft Q - max", "viridis"),
-                                                ("plain", "plain Q - max", "viridis"),
-                                                ("density", "policy density", "Greens"))):
-            ax = axes[r][c]
-            im = ax.imshow(hm[key], origin="lower", extent=extent, aspect="auto", cmap=cmap)
-            fig.colorbar(im, ax=ax, shrink=0.85)
-            ax.plot(*hm["mean_action"], "r+", ms=9)
-            label = labels[r] if labels else f"state {r}"
-            ax.set_title(f"{label}: {name}" + (f" (cos={hm['similarity']:.2f})" if c == 1 and
-                                                 np.isfinite(hm["similarity"]) else ""), fontsize=9)
-            ax.set_xlabel(f"action {i}")
-            ax.set_ylabel(f"action {j}")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)

@@ -1,7 +1,7 @@
-"""The report of a comparison study (`entrolab.study.comparison`): HTML, markdown and figures.
+"""The report of a comparison study: its sections, from the stored tables only.
 
-Same document model and renderers as the robustness report
-(`entrolab.study.report`); the sections are: the design, final performance
+Rendered by `entrolab.study.report.write_report` (`entrolab.report.document`);
+the sections are: the design, final performance
 (interquartile mean over seeds with 95% percentile bootstrap intervals, per
 task), probabilities of improvement, learning curves, AdaEnt's switching, and
 the soft versus plain Q landscapes. Everything is read from the tables.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,10 +20,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from entrolab.report.document import Figure, Section, Table, fmt, fmt_ci  # noqa: E402
+from entrolab.report.figures import save  # noqa: E402
+from entrolab.report.qlandscape import heatmap_figure, maps_from_table, slices_figure  # noqa: E402
 from entrolab.stats import bootstrap_indices, percentile_interval  # noqa: E402
-from entrolab.study.report import (  # noqa: E402
-    DPI, FIGURES_DIR, REPORT_DIR, Figure, Section, Table, _write_text, fmt, fmt_ci, render_html, render_markdown,
-)
+from entrolab.studies.comparison.schema import BUDGET_WINDOW  # noqa: E402
+
+if TYPE_CHECKING:  # the report reads tables only; the config is passed in
+    from entrolab.studies.comparison.config import ComparisonConfig
 
 COLORS = plt.get_cmap("tab10").colors
 
@@ -39,12 +44,6 @@ def _panels(n: int, ncols: int = 3, size=(4.2, 3.0)):
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()
-
-
-def _save(fig, path: Path) -> str:
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path.name
 
 
 def _design(config) -> Section:
@@ -96,14 +95,12 @@ def _final_section(summary: pd.DataFrame, runs: pd.DataFrame, config, fig_dir: P
         ax.set_title(task, fontsize=10)
         ax.set_ylabel("evaluation return")
     fig.suptitle("IQM over seeds with 95% bootstrap CI (deterministic policy); dots: seeds", fontsize=10)
-    s.blocks.append(Figure(_save(fig, fig_dir / "final_returns.png"),
+    s.blocks.append(Figure(save(fig, fig_dir / "final_returns.png"),
                            "Final evaluation return per task: IQM with 95% bootstrap CI, and each seed."))
     return s
 
 
 def _budget_section(budget: pd.DataFrame, config) -> Section:
-    from entrolab.study.comparison import BUDGET_WINDOW
-
     s = Section("At an equal budget")
     s.blocks.append("Where the methods trained for different numbers of env steps, the final returns above mix "
                     "two questions: how fast a method learns, and what it converges to. Here every method is "
@@ -172,7 +169,7 @@ def _curve_figure(curves: pd.DataFrame, config, metric: str, ylabel: str, path: 
         ax.set_xlabel("env steps per agent")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _curves_section(curves: pd.DataFrame, config, fig_dir: Path) -> Section:
@@ -202,8 +199,6 @@ def _curves_section(curves: pd.DataFrame, config, fig_dir: Path) -> Section:
 
 
 def _landscape_section(slices: pd.DataFrame, maps: pd.DataFrame, config, fig_dir: Path) -> Section:
-    from entrolab.qlandscape import slices_figure
-
     s = Section("Soft versus plain Q landscapes")
     s.blocks.append("For each SAC agent (which learned a plain Q beside its soft Q; `entrolab.qlandscape`), the "
                     "soft and the plain Q along one action coordinate at a time, through the deterministic action, "
@@ -240,48 +235,20 @@ def _landscape_section(slices: pd.DataFrame, maps: pd.DataFrame, config, fig_dir
 
 
 def _map_figure(m: pd.DataFrame, path: Path, title: str) -> None:
-    from entrolab.qlandscape import heatmap_figure
-
-    maps, labels = [], []
-    for state, sub in m.groupby("state", sort=True):
-        xs, ys = np.unique(sub["x"]), np.unique(sub["y"])
-        sub = sub.sort_values(["y", "x"])
-
-        def grid(col, sub=sub, xs=xs, ys=ys):
-            return sub[col].to_numpy().reshape(len(ys), len(xs))
-
-        maps.append({"x": xs, "y": ys, "dims": (int(sub["dim_x"].iloc[0]), int(sub["dim_y"].iloc[0])),
-                     "soft": grid("soft"), "plain": grid("plain"), "density": grid("density"),
-                     "mean_action": np.array([sub["mean_x"].iloc[0], sub["mean_y"].iloc[0]]),
-                     "similarity": float(sub["similarity"].iloc[0])})
-        labels.append(f"t={int(sub['time'].iloc[0])}")
+    maps, labels = maps_from_table(m)
     heatmap_figure(maps, path, labels, title)
 
 
-def write_comparison_report(study_dir: str | Path, config) -> Path:
-    from entrolab.study.analysis import load_tables
-    from entrolab.study.comparison import TABLES
-
-    study_dir = Path(study_dir)
-    tables = load_tables(study_dir, TABLES)
-    out = study_dir / REPORT_DIR
-    fig_dir = out / FIGURES_DIR
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    for stale in fig_dir.glob("*.png"):
-        stale.unlink()
-    with plt.rc_context({"axes.formatter.useoffset": False, "axes.formatter.limits": (-3, 4)}):
-        sections = [_design(config), _final_section(tables["summary"], tables["runs"], config, fig_dir),
-                    _improvement_section(tables["improvement"], config)]
-        budget = tables.get("equal_budget")
-        if budget is not None and not budget.empty and \
-                len({config.tasks[t].steps_for(m) for t in config.tasks for m in config.methods}) > 1:
-            sections.append(_budget_section(budget, config))
-        sections.append(_curves_section(tables["curves"], config, fig_dir))
-        slices = tables.get("landscape_slices")
-        if slices is not None and not slices.empty:
-            sections.append(_landscape_section(slices, tables.get("landscape_maps", pd.DataFrame()), config, fig_dir))
-    title = f"Comparison study {config.name}"
-    _write_text(out / "report.md", render_markdown(title, sections))
-    index = out / "index.html"
-    _write_text(index, render_html(title, sections))
-    return index
+def report(config: ComparisonConfig, tables: dict[str, pd.DataFrame], fig_dir: Path) -> tuple[str, list[Section]]:
+    """The report's title and sections (`entrolab.study.kinds.StudyKind.report`)."""
+    sections = [_design(config), _final_section(tables["summary"], tables["runs"], config, fig_dir),
+                _improvement_section(tables["improvement"], config)]
+    budget = tables.get("equal_budget")
+    if budget is not None and not budget.empty and \
+            len({config.tasks[t].steps_for(m) for t in config.tasks for m in config.methods}) > 1:
+        sections.append(_budget_section(budget, config))
+    sections.append(_curves_section(tables["curves"], config, fig_dir))
+    slices = tables.get("landscape_slices")
+    if slices is not None and not slices.empty:
+        sections.append(_landscape_section(slices, tables.get("landscape_maps", pd.DataFrame()), config, fig_dir))
+    return f"Comparison study {config.name}", sections

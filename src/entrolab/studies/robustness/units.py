@@ -1,0 +1,229 @@
+"""The units of work of a robustness study and how each is executed.
+
+The engine (`entrolab.study.units.execute`) hands each unit a scratch
+directory and publishes it atomically; the unit kinds:
+
+- ``train/VARIANT``: one compiled sweep (alphas x seeds) of one training
+  variant (schedule, horizon, network, bounding, training noise):
+  `entrolab.training.train_sweep` -> ``train/VARIANT/`` (checkpoints,
+  runs.parquet, metrics.parquet).
+- ``evaluate/VARIANT/FAMILY``: every policy of the variant under every
+  condition of one perturbation family (obs_noise, action_noise, dynamics)
+  and every initial distribution, both modes -> ``units/evaluate/...``
+  (per-episode returns and their summary).
+- ``measures/VARIANT``: complexity measures and per-state Fisher traces of
+  every policy of the variant -> ``units/measures/...``.
+
+Randomness is derived from the config's `seed` and a name
+(`entrolab.study.units.unit_key`), never from the order in which units run,
+so a resumed study gives the same results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+
+from entrolab.agents.evaluate import episode_returns
+from entrolab.agents.options import build as build_options
+from entrolab.checkpoint import load_policy
+from entrolab.envs import make
+from entrolab.measures.complexity import empirical_lipschitz, norm_measures, sharpness
+from entrolab.measures.fisher import fisher_trace, summarize
+from entrolab.measures.robustness import (
+    Condition, condition_grid, condition_params, evaluate_grid, stack_pytrees,
+)
+from entrolab.rollout import rollout
+from entrolab.study.registry import Unit
+from entrolab.study.units import fingerprint, unit_key, write_parquet
+from entrolab.studies.robustness.config import RobustnessConfig
+from entrolab.training import train_sweep
+
+
+def families(config: RobustnessConfig) -> list[str]:
+    return ["obs_noise"] + (["action_noise"] if config.evaluate.action_noise else []) + \
+        (["dynamics"] if config.evaluate.dynamics is not None else [])
+
+
+def plan(config: RobustnessConfig) -> list[Unit]:
+    """Every unit of the study, with fingerprints of the config parts each depends on."""
+    c = json.loads(config.model_dump_json())
+    train_common = {k: c[k] for k in ("env", "env_options", "alphas", "seeds", "seed_offset")}
+    train_section = config.train.fingerprint_section()
+    ev = c["evaluate"]
+    ev_common = {k: ev[k] for k in ("episodes", "init_std", "modes")}
+    units = []
+    for v in config.variants():
+        train_id = f"train/{v['variant']}"
+        train_fp = fingerprint(train_common, train_section, v)
+        units.append(Unit(train_id, "train", v, (), train_fp))
+        for family in families(config):
+            units.append(Unit(f"evaluate/{v['variant']}/{family}", "evaluate",
+                              {"variant": v["variant"], "family": family}, (train_id,),
+                              fingerprint(train_fp, ev_common, ev[family], config.inits, c["seed"], family)))
+        units.append(Unit(f"measures/{v['variant']}", "measures", {"variant": v["variant"]}, (train_id,),
+                          fingerprint(train_fp, c["measures"], config.inits, ev["init_std"], c["seed"])))
+    return units
+
+
+def output_path(unit: Unit) -> str:
+    """A training sweep at ``train/VARIANT`` (checkpoints, runs, metrics); the others under ``units/``."""
+    return unit.id if unit.kind == "train" else f"units/{unit.id}"
+
+
+def execute(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress: Any = None) -> None:
+    {"train": _train, "evaluate": _evaluate, "measures": _measures}[unit.kind](config, study_dir, unit, out, progress)
+
+
+# ---- train ------------------------------------------------------------------
+def _train(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    v, t = unit.payload, config.train
+    ppo, hp = build_options("ppo", {**t.ppo_options(), "hidden_sizes": v["hidden"], "action_bounding": v["bounding"],
+                                    "entropy_schedule": v["schedule"], "ent_horizon": v["ent_horizon"]},
+                            total_timesteps=t.steps)
+    overrides = dict(config.env_options)
+    if v["train_obs_noise"] > 0 or "obs_noise_std" not in overrides:
+        overrides["obs_noise_std"] = v["train_obs_noise"]
+    train_sweep(config.env, config.alphas, config.seeds, out, ppo, hp, overrides,
+                eval_episodes=t.eval_episodes, num_chunks=t.chunks, seed_offset=config.seed_offset,
+                progress=progress)
+
+
+# ---- shared: the policies of a variant --------------------------------------
+def load_variant(config: RobustnessConfig, study_dir: Path, variant: str):
+    """(policy, stacked params, list of LoadedPolicy, runs table) of a trained variant."""
+    vdir = study_dir / "train" / variant
+    runs = pd.read_parquet(vdir / "runs.parquet")
+    loaded = [load_policy(vdir / c) for c in runs["checkpoint"]]
+    stacked = stack_pytrees([p.params for p in loaded])
+    return loaded[0].policy, stacked, loaded, runs
+
+
+def _eval_env(config: RobustnessConfig):
+    """The evaluation environment: the study's env options, no noise."""
+    overrides = {**config.env_options, "obs_noise_std": 0.0, "action_noise_std": 0.0}
+    return make(config.env, **overrides)
+
+
+# ---- evaluate ---------------------------------------------------------------
+def _evaluate(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    variant, family = unit.payload["variant"], unit.payload["family"]
+    policy, stacked, _, runs = load_variant(config, study_dir, variant)
+    env, base = _eval_env(config)
+    ev = config.evaluate
+    kwargs: dict[str, Any] = {}
+    if family == "obs_noise":
+        kwargs["obs_noise"] = ev.obs_noise
+    elif family == "action_noise":
+        kwargs["action_noise"] = ev.action_noise
+    else:
+        kwargs["dynamics"] = {ev.dynamics.param: ev.dynamics.values}
+    conditions = condition_grid(base, config.inits, init_std=ev.init_std, **kwargs)
+    task = progress.add_task(f"  evaluate {variant} / {family}", total=None) if progress is not None else None
+    # the same key for every variant and family: common random numbers across the study
+    key = unit_key(config.seed, "evaluate")
+    result = evaluate_grid(policy, stacked, env, base, conditions, key, ev.episodes, tuple(ev.modes))
+    if task is not None:
+        progress.remove_task(task)
+    ids = runs["run_id"].to_numpy()
+    for name, df in (("summary", result.summary), ("episodes", result.episodes)):
+        df = df.copy()
+        df.insert(0, "run_id", ids[df["policy_index"].to_numpy()])
+        df.insert(0, "variant", variant)
+        write_parquet(df, out / f"{name}.parquet")
+
+
+# ---- measures ---------------------------------------------------------------
+def visited_observations(policy, env, base, inits, init_std, episodes: int, num_states: int):
+    """A jitted `(params, key) -> observations`: the raw observations visited by the
+    deterministic policy in `episodes` noise-free episodes from each initial
+    distribution, evenly subsampled to `num_states` (all of them if fewer)."""
+    steps = int(base.max_steps_in_episode)
+    init_params = stack_pytrees([condition_params(env, base, Condition.obs_noise(0.0, i, init_std)) for i in inits])
+    total = len(inits) * episodes * steps
+    pick = np.linspace(0, total - 1, min(num_states, total)).round().astype(int)
+
+    @jax.jit
+    def collect(params, key):
+        def act(k, o, s):
+            return policy.deterministic_action(params, o)
+
+        def one_init(p):
+            return jax.vmap(lambda k: rollout(env, p, act, k, steps).obs)(jax.random.split(key, episodes))
+
+        obs = jax.vmap(one_init)(init_params)  # (inits, episodes, steps, obs_dim)
+        return obs.reshape(total, -1)[pick]
+
+    return collect
+
+
+def largest_sigma_within(sigmas: np.ndarray, drops: np.ndarray, tolerance: float) -> tuple[float, bool]:
+    """The largest sigma' of the grid below the first one whose drop exceeds `tolerance`
+    (0 if the smallest already does; the largest grid value, unbracketed, if none does)."""
+    over = np.flatnonzero(drops > tolerance)
+    if over.size == 0:
+        return float(sigmas[-1]), False
+    return (float(sigmas[over[0] - 1]) if over[0] > 0 else 0.0), True
+
+
+def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    variant = unit.payload["variant"]
+    policy, _, loaded, runs = load_variant(config, study_dir, variant)
+    env, base = _eval_env(config)
+    m = config.measures
+    steps = int(base.max_steps_in_episode)
+    states_per_init = max(1, -(-m.fisher_states // (len(config.inits) * steps)))
+    key = unit_key(config.seed, "measures")
+    k_states, k_sharp = jax.random.split(key)
+
+    def return_fn(p, k):
+        return episode_returns(policy, p, env, base, k, m.sharpness_episodes, steps, True).mean()
+
+    norms_fn = jax.jit(norm_measures)
+    lip_fn = jax.jit(lambda p, o: empirical_lipschitz(policy, p, o))
+    fisher_fn = jax.jit(lambda p, o: fisher_trace(policy, p, o))
+    # the tolerance is relative to each policy's |J|, applied below to the drops (one compilation)
+    sharp_fn = jax.jit(lambda p, k: sharpness(policy, p, return_fn, k, m.sharpness_sigmas,
+                                              m.sharpness_samples, 1.0))
+    collect = visited_observations(policy, env, base, config.inits, config.evaluate.init_std,
+                                   states_per_init, m.fisher_states)
+    rows, state_rows, sharp_rows = [], [], []
+    task = progress.add_task(f"  measures {variant}", total=len(loaded)) if progress is not None else None
+    for i, lp in enumerate(loaded):
+        params = lp.params
+        init = {**lp.arrays["init_policy"], "obs_norm": params["obs_norm"]} if "init_policy" in lp.arrays else None
+        row = {"variant": variant, "run_id": runs["run_id"].iloc[i]}
+        row.update({k: float(v) for k, v in norms_fn(params, init).items()})
+        row["log_std"] = float(np.mean(np.asarray(params["log_std"])))
+        obs = collect(params, k_states)
+        row.update({k: float(v) for k, v in lip_fn(params, obs).items()})
+        fisher = fisher_fn(params, obs)
+        for part in ("total", "mean"):
+            row.update({f"fisher_{part}_{k}": float(v) for k, v in summarize(fisher[part]).items()})
+        row["fisher_log_std_part"] = float(np.asarray(fisher["log_std"]).ravel()[0])
+        sharp = sharp_fn(params, k_sharp)
+        base_return = float(sharp["base_return"])
+        tolerance = m.sharpness_tolerance * abs(base_return)
+        sigma, bracketed = largest_sigma_within(np.asarray(sharp["sigmas"]), np.asarray(sharp["drop"]), tolerance)
+        row.update(sharpness_sigma=sigma, sharpness_bracketed=bracketed, sharpness_base_return=base_return,
+                   sharpness_tolerance=tolerance)
+        for s, d, e in zip(np.asarray(sharp["sigmas"]), np.asarray(sharp["drop"]), np.asarray(sharp["drop_stderr"])):
+            sharp_rows.append({"variant": variant, "run_id": row["run_id"], "sigma": float(s),
+                               "drop": float(d), "drop_stderr": float(e)})
+        rows.append(row)
+        state_rows.append(pd.DataFrame({
+            "variant": variant, "run_id": row["run_id"], "state": np.arange(obs.shape[0]),
+            "fisher_total": np.asarray(fisher["total"]), "fisher_mean": np.asarray(fisher["mean"]),
+        }))
+        if task is not None:
+            progress.update(task, advance=1)
+    if task is not None:
+        progress.remove_task(task)
+    write_parquet(pd.DataFrame(rows), out / "complexity.parquet")
+    write_parquet(pd.concat(state_rows, ignore_index=True), out / "fisher_states.parquet")
+    write_parquet(pd.DataFrame(sharp_rows), out / "sharpness.parquet")
