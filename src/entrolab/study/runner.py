@@ -77,6 +77,15 @@ class StudyError(RuntimeError):
     """A study that cannot proceed (a unit failed, or the directory holds another study)."""
 
 
+def _normalised(old: dict) -> str | None:
+    """An old config.json as the current code resolves it (older key names and missing
+    defaults filled in), or None if it no longer validates."""
+    try:
+        return config_json(get_kind(old["kind"]).config_model.model_validate_json(json.dumps(old)))
+    except (ValueError, KeyError):
+        return None
+
+
 def _describe(identity: dict) -> str:
     return ", ".join(f"{k} {v!r}" for k, v in identity.items())
 
@@ -102,7 +111,7 @@ def prepare(config: StudyConfigBase, out: Path, log=None) -> Registry:
             raise StudyConfigError(
                 f"{out} holds a different study ({_describe(theirs)}, not {_describe(ours)}); use another --out, "
                 "or delete the directory to start over")
-        unchanged = json.loads(resolved) == old
+        unchanged = _normalised(old) == resolved
     registry = Registry(out / REGISTRY_FILE)
     kind = get_kind(config.kind)
     previous = {u.id: u for u in registry.units()}
