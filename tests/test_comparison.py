@@ -15,7 +15,8 @@ from entrolab.studies.comparison import ComparisonConfig, probability_of_improve
 from entrolab.study.config import StudyConfigError, load_config, parse_config
 from entrolab.study.runner import run_study
 
-TINY = Path(__file__).parent.parent / "configs" / "tiny-comparison.toml"
+ROOT = Path(__file__).parent.parent
+TINY = ROOT / "configs" / "tiny-comparison.toml"
 
 
 def _data():
@@ -36,12 +37,24 @@ def _data():
     (lambda d: d["methods"]["sac"].update(alpha=-0.1), "methods.sac.alpha"),
     (lambda d: d.update(kind="sweep"), "unknown study kind"),
     (lambda d: d.update(tasks={}), "tasks"),
+    (lambda d: d["tasks"]["obstacle"].update(options={"sac_adaent": {"adaent_threshold": 0.5}}),
+     r"tasks.obstacle.options: \['sac_adaent'\] are not methods"),
+    (lambda d: d["tasks"]["obstacle"].update(options={"sac-adaent": {"adaent_threshold": 2.0}}),
+     "adaent_threshold out of range"),
 ])
 def test_config_mistakes_are_clear_errors(edit, message):
     data = _data()
     edit(data)
     with pytest.raises(StudyConfigError, match=message):
         parse_config(data, "tiny")
+
+
+def test_a_task_can_set_a_method_option_for_itself():
+    data = _data()
+    data["tasks"]["obstacle"]["options"] = {"sac-adaent": {"adaent_threshold": 0.5}}
+    config = parse_config(data, "tiny")
+    assert float(config.build("sac-adaent", "obstacle")[1].adaent_threshold) == 0.5
+    assert float(load_config(TINY).build("sac-adaent", "obstacle")[1].adaent_threshold) == 0.9
 
 
 def test_the_config_builds_each_algorithm():
@@ -134,3 +147,27 @@ def test_a_robustness_directory_is_refused(study, tmp_path):
     shutil.copytree(study, other)
     with pytest.raises(StudyConfigError, match="different study"):
         run_study(Path(__file__).parent.parent / "configs" / "tiny-test.toml", other)
+
+
+@pytest.mark.parametrize("preset", ["misleads", "misleads-paper"])
+def test_the_misleads_presets_load_and_build(preset):
+    config = load_config(ROOT / "configs" / f"{preset}.toml")
+    for task in config.tasks:
+        for method in config.methods:
+            algo_config, _ = config.build(method, task)
+            assert algo_config.total_timesteps == config.tasks[task].steps_for(method)
+
+
+def test_the_paper_preset_pins_the_authors_settings():
+    """What configs/misleads-paper.toml says it reproduces (github ruipengZ/maxent-mislead)."""
+    config = load_config(ROOT / "configs" / "misleads-paper.toml")
+    ppo, ppo_hp = config.build("ppo", "vehicle_authors")
+    assert (ppo.num_envs * ppo.num_steps, ppo.minibatch_size, ppo.num_epochs) == (2048, 64, 10)
+    assert not (ppo.normalize_observations or ppo.normalize_advantages or ppo.normalize_rewards)
+    assert ppo.grad_clip == "joint" and ppo.hidden_sizes == (256, 256) and float(ppo_hp.init_log_std) == -1.0
+    thresholds = {t: float(config.build("sac-adaent", t)[1].adaent_threshold) for t in ("vehicle_authors", "acrobot",
+                                                                                       "quadrotor_realistic")}
+    assert thresholds == {"vehicle_authors": 0.8, "acrobot": 0.7, "quadrotor_realistic": 0.9}
+    sac, sac_hp = config.build("sac-adaent", "quadrotor_realistic")
+    assert sac.adaent_num_actions == 100 and float(sac_hp.actor_lr) == pytest.approx(3e-4)
+    assert config.build("sac", "acrobot")[0].learning_starts == 25_000

@@ -15,7 +15,8 @@ from entrolab.envs import make, registered, replace_params
 # below assume random initial states and no natural end. Each of them would
 # also compile these environments' steps again, a few seconds apiece. Their
 # equivalents are in test_precision_envs.py.
-PRECISION_TASKS = {"obstacle2d", "vehicle", "quadrotor", "quadrotor_realistic"}
+PRECISION_TASKS = {"obstacle2d", "vehicle", "vehicle_authors", "quadrotor", "quadrotor_realistic", "crazyflie",
+                   "crazyflie_realistic"}
 ENVS = [name for name in registered() if not name.startswith("probe_") and name not in PRECISION_TASKS]
 # the same, with KS (the slowest to compile) in `make test-slow` only: for tests whose KS case adds
 # nothing the Lorenz and Acrobot cases do not already check

@@ -21,15 +21,17 @@ from entrolab.envs import make
 from entrolab.envs.probes import truncation_as_termination_value
 
 GAMMA = 0.9
+# values are checked in reward units, so rewards are not normalised here (the large-scale probes
+# below check reward and value normalisation)
 CONFIG = dict(num_envs=8, num_steps=32, num_epochs=4, num_minibatches=4, hidden_sizes=(32, 32),
-              entropy_schedule="constant")
+              entropy_schedule="constant", normalize_rewards=False)
 HPARAMS = PPOHParams(learning_rate=3e-3, gamma=GAMMA, ent_coef=0.0, max_grad_norm=1.0)
 
 
-def _train(name: str, updates: int, seed: int = 0, normalize_advantages: bool = True, **hp):
-    env, params = make(name)
+def _train(name: str, updates: int, seed: int = 0, env_options=None, config=None, **hp):
+    env, params = make(name, **(env_options or {}))
     config = PPOConfig(total_timesteps=updates * CONFIG["num_envs"] * CONFIG["num_steps"],
-                       normalize_advantages=normalize_advantages, **CONFIG)
+                       **{**CONFIG, **(config or {})})
     trainer = make_train(config, env, params)
     hparams = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), HPARAMS.replace(**hp))
     state, metrics = jax.jit(trainer)(jax.random.key(seed), hparams, params)
@@ -37,8 +39,10 @@ def _train(name: str, updates: int, seed: int = 0, normalize_advantages: bool = 
 
 
 def _value(trainer, state, obs):
+    """The critic's value in the units of the training rewards."""
     obs = jnp.asarray(obs, jnp.float32).reshape(-1, 1)
-    return np.asarray(trainer.value(state.params["critic"], trainer._normalize(state.obs_stats, obs)))
+    return np.asarray(trainer.value(state.params["critic"], trainer._normalize(state.obs_stats, obs),
+                                    state.value_stats))
 
 
 def _mean_action(trainer, state, obs):
@@ -106,15 +110,16 @@ def test_entropy_bonus_gives_the_known_optimal_std():
     normalised here, so that alpha weighs the reward as written."""
     alpha = 0.02
     expected = 0.5 * np.log(alpha / 2)  # log sigma* = -2.30
-    _, _, trainer, state, metrics = _train("probe_action", updates=200, ent_coef=alpha, normalize_advantages=False)
+    _, _, trainer, state, metrics = _train("probe_action", updates=200, ent_coef=alpha, config=dict(normalize_advantages=False))
     log_std = float(state.params["policy"]["log_std"][0])
     assert abs(log_std - expected) < 0.15, (log_std, expected)
     assert _mean_action(trainer, state, [0.0])[0] == pytest.approx(0.5, abs=0.05)
     np.testing.assert_allclose(np.asarray(metrics["ent_coef"]), alpha)  # constant schedule, logged
-    _, _, _, plain, _ = _train("probe_action", updates=200, normalize_advantages=False)
+    _, _, _, plain, _ = _train("probe_action", updates=200, config=dict(normalize_advantages=False))
     assert float(plain.params["policy"]["log_std"][0]) < expected - 0.3  # no bonus: keeps narrowing
 
 
+@pytest.mark.slow  # ~6 s: `make test-slow`
 def test_a_large_bonus_on_a_clipped_gaussian_widens_without_bound():
     """A property of the clip bounding, documented in `entrolab.agents.policy`: the
     reward of a clipped action is bounded (here >= -2.25) while the entropy of the
@@ -122,6 +127,50 @@ def test_a_large_bonus_on_a_clipped_gaussian_widens_without_bound():
     regularised objective has no maximum and PPO widens the policy for as long as
     it trains (the mean then drifts out of [-1, 1], where clipped samples pile up
     at the bound nearest the optimum)."""
-    _, _, _, state, metrics = _train("probe_action", updates=60, ent_coef=0.5, normalize_advantages=False)
+    _, _, _, state, metrics = _train("probe_action", updates=60, ent_coef=0.5, config=dict(normalize_advantages=False))
     log_std = np.asarray(metrics["log_std_mean"])
     assert log_std[-1] > 1.0 and np.all(np.diff(log_std[10:]) > -0.05)
+
+
+# ---- any reward scale: -1000 per step, V = -10,000 at gamma = 0.9 --------------------------------
+LARGE = dict(reward_scale=-1000.0)
+FIRST_RELEASE = dict(normalize_rewards=False, normalize_values=False, grad_clip="joint")
+
+
+def test_value_at_a_large_reward_scale_with_reward_normalisation():
+    """The default PPO (rewards divided by the running std of the discounted return) learns the
+    value of -1000 per step: its critic's value times the final reward scale is the true value."""
+    env, params, trainer, state, metrics = _train("probe_truncation", updates=80, env_options=LARGE,
+                                                  config=dict(normalize_rewards=True))
+    expected = float(env.value(jnp.zeros(1), GAMMA, params))
+    assert expected == pytest.approx(-10_000.0)
+    scale = float(np.asarray(metrics["reward_scale"])[-1])
+    assert 100 < scale < 10_000
+    assert float(_value(trainer, state, [0.0])[0]) * scale == pytest.approx(expected, rel=0.05)
+
+
+def test_value_at_a_large_reward_scale_with_value_normalisation():
+    """Value-target normalisation alone: the critic's value, mapped back, is the true value."""
+    env, params, trainer, state, _ = _train("probe_truncation", updates=80, env_options=LARGE,
+                                            config=dict(normalize_values=True))
+    expected = float(env.value(jnp.zeros(1), GAMMA, params))
+    assert float(_value(trainer, state, [0.0])[0]) == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.slow  # ~5 s: `make test-slow`
+def test_the_first_release_ppo_cannot_learn_that_value():
+    """Why the normalisations exist: without them (entrolab 0.1's PPO) the same training leaves
+    the value more than 90% short of -10,000 (Adam moves each weight by about the learning rate
+    per step, whatever the scale of the targets)."""
+    env, params, trainer, state, _ = _train("probe_truncation", updates=80, env_options=LARGE, config=FIRST_RELEASE)
+    expected = float(env.value(jnp.zeros(1), GAMMA, params))
+    assert abs(float(_value(trainer, state, [0.0])[0])) < 0.1 * abs(expected)
+
+
+@pytest.mark.slow  # ~6 s: `make test-slow`
+def test_policy_gradient_at_a_large_reward_scale():
+    """The action probe with rewards x1000: the default PPO still finds the best action."""
+    env, params, trainer, state, _ = _train("probe_action", updates=60, env_options=dict(reward_scale=1000.0),
+                                            config=dict(normalize_rewards=True))
+    target = float(np.asarray(env.optimal_action(jnp.zeros(1), params))[0])
+    assert _mean_action(trainer, state, [0.0])[0] == pytest.approx(target, abs=0.05)

@@ -24,7 +24,7 @@ import entrolab  # noqa: F401  (registers the gymnasium ids)
 from entrolab.envs import make, replace_params
 from entrolab.envs.acrobot import acrobot_energy, acrobot_vector_field
 from entrolab.envs.obstacle2d import segment_hits_rectangle
-from entrolab.envs.quadrotor import quadrotor_vector_field, rotation_matrix, wind_step
+from entrolab.envs.crazyflie import crazyflie_vector_field, rotation_matrix, wind_step
 from entrolab.envs.vehicle import vehicle_vector_field
 
 
@@ -570,7 +570,7 @@ def test_vehicle_random_start_and_overrides(key):
         make("vehicle", num_substeps=0)
 
 
-# ---- Quadrotor --------------------------------------------------------------------------
+# ---- Crazyflie --------------------------------------------------------------------------
 
 
 def _skew(a):
@@ -583,7 +583,7 @@ def _rotation_numpy(q):
     return (w * w - u @ u) * np.eye(3) + 2 * np.outer(u, u) + 2 * w * _skew(u)
 
 
-def _quadrotor_numpy(s, rotor_krpm, wind, p):
+def _crazyflie_numpy(s, rotor_krpm, wind, p):
     """The rigid-body quadrotor transcribed independently: R from the
     quaternion's vector form, torques summed as r_i x f_i over the rotor
     positions, gym-pybullet-drones' CF2X yaw-torque signs (-, +, -, +)."""
@@ -610,12 +610,12 @@ def _quadrotor_numpy(s, rotor_krpm, wind, p):
     return np.concatenate([v, accel, 0.5 * xi @ omega, omega_dot])
 
 
-def test_quadrotor_vector_field_matches_numpy():
+def test_crazyflie_vector_field_matches_numpy():
     """The realistic variant's field: the simplified one is the same rigid body,
     driven by the commands instead of the rotor states (tested by hover, fall, turns)."""
     rng = np.random.default_rng(1)
     n = 32
-    _, params = make("quadrotor_realistic", drag_coefficient_xy=2e-6, drag_coefficient_z=3e-6)
+    _, params = make("crazyflie_realistic", drag_coefficient_xy=2e-6, drag_coefficient_z=3e-6)
     q = rng.normal(size=(n, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     rotors = rng.uniform(12.0, 17.0, (n, 4))  # krpm, around the 14.47 hover speed
@@ -624,15 +624,15 @@ def test_quadrotor_vector_field_matches_numpy():
     )
     commands = rng.uniform(12.0, 17.0, (n, 4))
     wind = rng.normal(scale=0.01, size=(n, 3))
-    field = jax.vmap(lambda s, c, w: quadrotor_vector_field(s, c, w, params, True))
+    field = jax.vmap(lambda s, c, w: crazyflie_vector_field(s, c, w, params, True))
     ours = np.asarray(jax.jit(field)(*(jnp.asarray(a, jnp.float32) for a in (states, commands, wind))))
-    ref = np.stack([_quadrotor_numpy(s, r, w, params) for s, r, w in zip(states, rotors, wind)])
+    ref = np.stack([_crazyflie_numpy(s, r, w, params) for s, r, w in zip(states, rotors, wind)])
     scale = np.abs(ref).max(axis=0)
     np.testing.assert_allclose(ours[:, :13] / scale, ref / scale, atol=3e-5)
     np.testing.assert_allclose(ours[:, 13:], (commands - rotors) / 0.05, rtol=1e-5, atol=1e-3)  # rotor lag
     # the body-rate convention: d/dt R(q) = R [Omega]_x along q' = 1/2 q (x) (0, Omega)
     s = states[0, :13]
-    qdot = _quadrotor_numpy(s, rotors[0], wind[0], params)[6:10]
+    qdot = _crazyflie_numpy(s, rotors[0], wind[0], params)[6:10]
     h = 1e-6
     dR = (_rotation_numpy(s[6:10] + h * qdot) - _rotation_numpy(s[6:10] - h * qdot)) / (2 * h)
     np.testing.assert_allclose(dR, _rotation_numpy(s[6:10]) @ _skew(s[10:13]), atol=1e-6)
@@ -643,8 +643,8 @@ def test_quadrotor_vector_field_matches_numpy():
     )
 
 
-def test_quadrotor_hovers_and_falls_freely(key):
-    env, params, step, reset = _functional("entrolab/Quadrotor-v0")
+def test_crazyflie_hovers_and_falls_freely(key):
+    env, params, step, reset = _functional("entrolab/Crazyflie-v0")
     still = params.replace(init_std=0.0, rotor_speed_range=1.0)  # a = -1 stops the rotors
     _, state = reset(key, still)
     start = np.array([0.5, 0.0, 1.0])
@@ -677,8 +677,8 @@ def test_quadrotor_hovers_and_falls_freely(key):
     np.testing.assert_allclose(fall["final_x"][14, 16], 1.0 / 30.0, rtol=1e-6)
 
 
-def test_quadrotor_differential_thrust_turns_the_right_way(key):
-    env, params, step, reset = _functional("entrolab/Quadrotor-v0")
+def test_crazyflie_differential_thrust_turns_the_right_way(key):
+    env, params, step, reset = _functional("entrolab/Crazyflie-v0")
     still = params.replace(init_std=0.0)
     _, state = reset(key, still)
     hover_rpm = np.sqrt(0.027 * 9.8 / (4 * 3.16e-10))
@@ -718,8 +718,8 @@ def test_quadrotor_differential_thrust_turns_the_right_way(key):
     np.testing.assert_allclose(x[10:13], 0.0, atol=1e-6)
 
 
-def test_quadrotor_terminates_on_a_flip_or_a_stray(key):
-    env, params, step, reset = _functional("entrolab/Quadrotor-v0")
+def test_crazyflie_terminates_on_a_flip_or_a_stray(key):
+    env, params, step, reset = _functional("entrolab/Crazyflie-v0")
     _, state = reset(key, params)
     x = np.asarray(state.x, np.float32).copy()
     x[16] = 5.0 / 30.0
@@ -744,8 +744,8 @@ def test_quadrotor_terminates_on_a_flip_or_a_stray(key):
     assert not _trajectory(step, params, tilted, np.zeros((1, 4)), key)["terminated"][0]
 
 
-def test_quadrotor_realistic_rotor_lag_drag_and_wind(key):
-    env, params, step, reset = _functional("entrolab/QuadrotorRealistic-v0")
+def test_crazyflie_realistic_rotor_lag_drag_and_wind(key):
+    env, params, step, reset = _functional("entrolab/CrazyflieRealistic-v0")
     assert env.observation_space(params).shape == (16,) and params.wind_force_std == 0.005
     calm = params.replace(init_std=0.0, wind_force_std=0.0)
     _, state = reset(key, calm)
@@ -770,11 +770,11 @@ def test_quadrotor_realistic_rotor_lag_drag_and_wind(key):
     np.testing.assert_allclose(glide["final_x"][:, [2, 4, 5]], np.tile([1.0, 0.0, 0.0], (20, 1)), atol=1e-5)
 
 
-def test_quadrotor_wind_is_a_stationary_ou_process(key):
+def test_crazyflie_wind_is_a_stationary_ou_process(key):
     """The wind force is an exact OU process: from its stationary law
     N(0, 0.005^2 I) an update keeps that law, with lag-one correlation
     exp(-dt / 1 s); the resets draw from it."""
-    env, params, step, reset = _functional("entrolab/QuadrotorRealistic-v0")
+    env, params, step, reset = _functional("entrolab/CrazyflieRealistic-v0")
     n = 20000
     before = np.random.default_rng(2).normal(scale=0.005, size=(n, 3)).astype(np.float32)
     update = jax.jit(jax.vmap(wind_step, in_axes=(0, 0, None)))
@@ -794,7 +794,8 @@ def test_quadrotor_wind_is_a_stationary_ou_process(key):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vehicle", "quadrotor", "quadrotor_realistic"])
+@pytest.mark.parametrize("name", ["vehicle", "crazyflie", "crazyflie_realistic", "vehicle_authors", "quadrotor",
+                                  "quadrotor_realistic"])
 def test_precision_envs_step_under_jit_vmap(name, key):
     """A batch of random episodes in one jit(vmap(scan)): finite rewards, noise params vmapped."""
     env, params = make(name, init_std=0.1, obs_noise_std=0.05, action_noise_std=0.1)
@@ -819,7 +820,7 @@ def test_precision_envs_step_under_jit_vmap(name, key):
 
 
 @pytest.mark.parametrize(
-    "env_id", ["entrolab/Vehicle-v0", "entrolab/Quadrotor-v0", "entrolab/QuadrotorRealistic-v0"]
+    "env_id", ["entrolab/Vehicle-v0", "entrolab/Crazyflie-v0", "entrolab/CrazyflieRealistic-v0"]
 )
 def test_check_env_passes_for_the_vehicle_and_quadrotors(env_id, check_env_clean):
     env = _gym(env_id)  # shared: its reset and step compile once for all the tests here
@@ -831,16 +832,16 @@ def test_check_env_passes_for_the_vehicle_and_quadrotors(env_id, check_env_clean
         assert np.isfinite(reward) and env.observation_space.contains(obs)
 
 
-def test_quadrotor_variants_and_overrides():
-    env, params = make("quadrotor", realistic=True)
+def test_crazyflie_variants_and_overrides():
+    env, params = make("crazyflie", realistic=True)
     assert env.realistic and env.observation_space(params).shape == (16,)
     assert params.drag_coefficient_xy > 0 and params.wind_force_std > 0
-    env, params = make("quadrotor")
+    env, params = make("crazyflie")
     assert not env.realistic and env.observation_space(params).shape == (12,)
     assert params.drag_coefficient_xy == 0 and params.wind_force_std == 0
     with pytest.raises(ValueError, match="motor_time_constant must be > 0"):
-        make("quadrotor_realistic", motor_time_constant=0.0)
+        make("crazyflie_realistic", motor_time_constant=0.0)
     with pytest.raises(ValueError, match="wind_force_std must be >= 0"):
-        make("quadrotor_realistic", wind_force_std=-1.0)
+        make("crazyflie_realistic", wind_force_std=-1.0)
     with pytest.raises(ValueError, match="unknown override"):
-        make("quadrotor_realistic", realistic=False)
+        make("crazyflie_realistic", realistic=False)

@@ -363,6 +363,7 @@ def test_training_is_deterministic_and_logs_one_row_per_chunk():
     assert np.isfinite(m1["critic_loss"][0])
 
 
+@pytest.mark.slow  # ~12 s, like PPO's no-recompile check: `make test-slow`
 def test_sweeping_alpha_and_the_threshold_does_not_recompile():
     env, params = make("probe_obs_action")
     config = SACConfig(**{**BASE, "total_timesteps": 4 * 200, "adaent": True, "learning_starts": 64})

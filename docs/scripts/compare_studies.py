@@ -6,7 +6,9 @@ For every ``tables/*.parquet`` in either directory: identical (same columns,
 dtypes, and every value equal to the last bit, NaN where NaN), or the columns
 that differ and by how much. Columns that measure wall-clock time (their
 names contain "seconds", "wall" or "time_s") differ between any two runs and
-are listed apart, not counted as differences. Exit status 1 if any table differs.
+are listed apart, not counted as differences. Columns present in only one of the two (a newer
+entrolab logging more) are listed, and the tables compared on the columns they share. Exit
+status 1 if any shared value differs.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ def compare(a: Path, b: Path) -> tuple[bool, list[str]]:
             same = False
             continue
         x, y = pd.read_parquet(pa), pd.read_parquet(pb)
-        if list(x.columns) != list(y.columns) or x.shape != y.shape:
-            lines.append(f"{name}: shape/columns differ: {x.shape} {list(x.columns)} vs {y.shape} {list(y.columns)}")
+        if len(x) != len(y):
+            lines.append(f"{name}: {len(x)} vs {len(y)} rows")
             same = False
             continue
+        shared = [c for c in x.columns if c in y.columns]
+        extra = ([f"-{c}" for c in x.columns if c not in y.columns] + [f"+{c}" for c in y.columns if c not in x.columns])
         diff, timing = [], []
-        for col in x.columns:
+        for col in shared:
             u, v = x[col], y[col]
             if u.dtype != v.dtype:
                 diff.append(f"{col} (dtype {u.dtype} vs {v.dtype})")
@@ -58,8 +62,9 @@ def compare(a: Path, b: Path) -> tuple[bool, list[str]]:
             same = False
             lines.append(f"{name}: {len(x)} rows, DIFFERENT in {diff}")
         else:
-            lines.append(f"{name}: {len(x)} rows x {x.shape[1]} columns, identical to the bit"
-                         + (f" (wall-clock columns differ, as expected: {timing})" if timing else ""))
+            lines.append(f"{name}: {len(x)} rows x {len(shared)} shared columns, identical to the bit"
+                         + (f" (wall-clock columns differ, as expected: {timing})" if timing else "")
+                         + (f"; columns only in one: {extra}" if extra else ""))
     return same, lines
 
 
@@ -68,7 +73,7 @@ def main() -> None:
         sys.exit(__doc__)
     same, lines = compare(Path(sys.argv[1]), Path(sys.argv[2]))
     print("\n".join(lines))
-    print("ALL TABLES IDENTICAL" if same else "TABLES DIFFER")
+    print("ALL SHARED VALUES IDENTICAL" if same else "TABLES DIFFER")
     sys.exit(0 if same else 1)
 
 

@@ -152,7 +152,8 @@ def train(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from entrolab.agents.options import ALGOS, build, load_options, parse_assignments
+    from entrolab.agents.options import ALGOS, build, load_options, parse_assignments, task_defaults
+    from entrolab.envs import make
     from entrolab.training import train_sweep
 
     if algo not in ALGOS:
@@ -166,10 +167,16 @@ def train(
         entropy_field = "ent_coef" if algo == "ppo" else "alpha"
         reserved = {"total_timesteps": "set by --steps",
                     entropy_field: "the entropy coefficients are set by --alpha (one agent per value)"}
-        built = _collect(errors, build, algo, {**file_values, **set_values}, total_timesteps=steps, reserved=reserved)
+        made = _collect(errors, make, env, **env_overrides)
+        defaults = task_defaults(algo, *made) if made is not None else {}
+        built = _collect(errors, build, algo, {**defaults, **file_values, **set_values}, total_timesteps=steps,
+                         reserved=reserved)
     if errors:
         _fail(errors)
     config, hparams = built
+    for key, value in defaults.items():
+        if key not in file_values and key not in set_values:
+            console.print(f"task default: {key} = {value:.4g} ({env}'s natural noise scale; --set {key}=... to change)")
 
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps/agent"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]

@@ -46,7 +46,8 @@ from typing import Any
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams
 from entrolab.agents.sac.config import SACConfig, SACHParams
 
-__all__ = ["ALGOS", "Option", "OptionError", "build", "describe", "load_options", "options", "parse_assignments"]
+__all__ = ["ALGOS", "Option", "OptionError", "build", "describe", "load_options", "options", "parse_assignments",
+           "task_defaults"]
 
 ALGOS = ("ppo", "sac", "sac-adaent")
 
@@ -228,6 +229,22 @@ def _unknown(algo: str, key: str, known: Sequence[str]) -> str:
         elif others:
             hint = f"an option of {', '.join(others)} only"
     return f"{key}: unknown {algo} option" + (f" ({hint})" if hint else "")
+
+
+# ---- task defaults ------------------------------------------------------------------------------
+def task_defaults(algo: str, env: Any, env_params: Any = None) -> dict[str, Any]:
+    """Options a task sets for `algo` unless the user gives them: PPO's initial log-std where the
+    task has a natural noise scale (`Environment.default_init_log_std`, documented by each task).
+    Merge them under the user's values: ``build(algo, {**task_defaults(algo, env), **values})``."""
+    _spec(algo)
+    out: dict[str, Any] = {}
+    default_log_std = getattr(env, "default_init_log_std", None)
+    if algo == "ppo" and callable(default_log_std):
+        params = env.default_params if env_params is None else env_params
+        value = default_log_std(params)
+        if value is not None:
+            out["init_log_std"] = float(value)
+    return out
 
 
 # ---- building the dataclasses -------------------------------------------------------------------

@@ -169,6 +169,11 @@ class Acrobot(ControlSystem[AcrobotParams]):
 
     name = "acrobot"
 
+    def default_init_log_std(self, params: AcrobotParams) -> float:
+        """The authors' PPO starts from log-std -0.5 in torque units (std 0.61 N m):
+        log(e^-0.5 / action_scale) in [-1, 1] units (-3.50 at the default scale 20)."""
+        return -0.5 - math.log(float(params.action_scale))
+
     def __init__(self, num_substeps: int = 1):
         if int(num_substeps) < 1:
             raise ValueError(f"acrobot: num_substeps must be >= 1, got {num_substeps}")

@@ -85,6 +85,12 @@ class Environment(abc.ABC, Generic[S, P]):
 
     name: str = "environment"
 
+    def default_init_log_std(self, params: P) -> float | None:
+        """The initial log-std of a Gaussian policy, in [-1, 1] action units, for tasks with a
+        natural noise scale (each such task's docstring says where it comes from); None: no
+        task default (learners keep their own, e.g. PPO's 0)."""
+        return None
+
     # ---- to implement -------------------------------------------------
     @property
     @abc.abstractmethod

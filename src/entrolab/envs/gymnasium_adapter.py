@@ -2,8 +2,9 @@
 
 `import entrolab` registers `entrolab/Lorenz-v0`,
 `entrolab/KuramotoSivashinsky-v0`, `entrolab/Obstacle2D-v0`,
-`entrolab/Acrobot-v0`, `entrolab/Vehicle-v0`, `entrolab/Quadrotor-v0` and
-`entrolab/QuadrotorRealistic-v0`. `gymnasium.make(id, **overrides)` takes
+`entrolab/Acrobot-v0`, `entrolab/Vehicle-v0`, `entrolab/VehicleAuthors-v0`,
+`entrolab/Quadrotor-v0`, `entrolab/QuadrotorRealistic-v0` (the authors'
+quadrotor), `entrolab/Crazyflie-v0` and `entrolab/CrazyflieRealistic-v0`. `gymnasium.make(id, **overrides)` takes
 the same overrides as `entrolab.envs.make`. Two ways to vectorise:
 
 - `gymnasium.make_vec(id, n, vectorization_mode="sync")`: n copies, Python loop;
@@ -34,8 +35,11 @@ IDS = {
     "obstacle2d": "entrolab/Obstacle2D-v0",
     "acrobot": "entrolab/Acrobot-v0",
     "vehicle": "entrolab/Vehicle-v0",
+    "vehicle_authors": "entrolab/VehicleAuthors-v0",
     "quadrotor": "entrolab/Quadrotor-v0",
     "quadrotor_realistic": "entrolab/QuadrotorRealistic-v0",
+    "crazyflie": "entrolab/Crazyflie-v0",
+    "crazyflie_realistic": "entrolab/CrazyflieRealistic-v0",
 }
 
 

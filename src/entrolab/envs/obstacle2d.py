@@ -61,6 +61,7 @@ state alone, and its episodes end naturally.
 
 from __future__ import annotations
 
+import math
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -139,6 +140,11 @@ class Obstacle2D(Environment[EnvState, Obstacle2DParams]):
 
     def __init__(self):  # no static options (make() reads the constructor's signature)
         pass
+
+    def default_init_log_std(self, params: Obstacle2DParams) -> float:
+        """The authors' PPO starts from log-std -0.5 in velocity units (std 0.61):
+        log(e^-0.5 / action_scale) in [-1, 1] units (-1.60 at the default scale 3)."""
+        return -0.5 - math.log(float(params.action_scale))
 
     @property
     def default_params(self) -> Obstacle2DParams:

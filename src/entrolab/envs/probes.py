@@ -51,10 +51,13 @@ _DTYPE = jnp.float32
 
 @struct.dataclass
 class ProbeParams(EnvParams):
-    """Common params of the probes: a cost cap far above any probe cost."""
+    """Common params of the probes: a cost cap far above any probe cost, and a reward scale
+    (every reward, and so every known value, is multiplied by it: e.g. -1000 makes
+    `probe_truncation` pay -1000 per step, for learners that must cope with any scale)."""
 
     max_steps_in_episode: int = 1
     cost_cap: float = 1e6
+    reward_scale: float = 1.0
 
 
 def _state(x: jax.Array) -> EnvState:
@@ -99,7 +102,7 @@ class ProbeEnvironment(Environment[EnvState, ProbeParams]):
         state_reset = state_reset.replace(num_diverged=new_state.num_diverged)
         new_state = jax.tree.map(lambda r, s: jnp.where(needs_reset, r, s), state_reset, new_state)
         obs = jnp.where(needs_reset, obs_reset, obs)
-        return obs, new_state, reward, terminated | terminal, truncated & ~terminal, info
+        return obs, new_state, reward * params.reward_scale, terminated | terminal, truncated & ~terminal, info
 
     def observe(self, state, params):
         return state.x
@@ -118,7 +121,13 @@ class ProbeEnvironment(Environment[EnvState, ProbeParams]):
     def value(self, obs: jax.Array, gamma: float, params: ProbeParams | None = None) -> jax.Array:
         """The known value of a (noise-free) observation `obs` (shape (..., 1)) for
         discount `gamma`, shape `obs.shape[:-1]`. For the action-independent probes
-        it is the value under any policy; for the action probes, under the optimal one."""
+        it is the value under any policy; for the action probes, under the optimal one.
+        Scaled by `params.reward_scale`, as the rewards are."""
+        params = self.default_params if params is None else params
+        return self.unit_value(obs, gamma, params) * params.reward_scale
+
+    def unit_value(self, obs: jax.Array, gamma: float, params: ProbeParams | None = None) -> jax.Array:
+        """The known value at `reward_scale` = 1."""
         raise NotImplementedError
 
 
@@ -152,7 +161,7 @@ class ConstantReward(ProbeEnvironment):
         cost = -jnp.ones((), _DTYPE)  # reward +1
         return state.replace(time=state.time + 1), cost, {"terminal": jnp.asarray(True)}
 
-    def value(self, obs, gamma, params=None):
+    def unit_value(self, obs, gamma, params=None):
         return jnp.ones(jnp.shape(obs)[:-1], _DTYPE)
 
 
@@ -187,7 +196,7 @@ class ObsDependentReward(ProbeEnvironment):
         cost = -state.x[0]  # reward = the sign the agent observed
         return state.replace(time=state.time + 1), cost, {"terminal": jnp.asarray(True)}
 
-    def value(self, obs, gamma, params=None):
+    def unit_value(self, obs, gamma, params=None):
         return jnp.asarray(obs, _DTYPE)[..., 0]
 
 
@@ -230,7 +239,7 @@ class DiscountedReward(ProbeEnvironment):
     def observation_bound(self, params) -> float:
         return 2.0  # the terminal observation
 
-    def value(self, obs, gamma, params=None):
+    def unit_value(self, obs, gamma, params=None):
         first = jnp.asarray(obs, _DTYPE)[..., 0] < 0.5
         return jnp.where(first, jnp.asarray(gamma, _DTYPE), 1.0).astype(_DTYPE)
 
@@ -276,7 +285,7 @@ class ActionReward(ProbeEnvironment):
         params = self.default_params if params is None else params
         return jnp.full(jnp.shape(obs), params.target_action, _DTYPE)
 
-    def value(self, obs, gamma, params=None):
+    def unit_value(self, obs, gamma, params=None):
         """Value under the optimal deterministic policy: 0 (-action_noise_std^2 with noise)."""
         params = self.default_params if params is None else params
         return jnp.full(jnp.shape(obs)[:-1], -(params.action_noise_std**2), _DTYPE)
@@ -322,7 +331,7 @@ class ObsActionReward(ProbeEnvironment):
         params = self.default_params if params is None else params
         return (params.gain * jnp.asarray(obs, _DTYPE)).astype(_DTYPE)
 
-    def value(self, obs, gamma, params=None):
+    def unit_value(self, obs, gamma, params=None):
         """Value under the optimal deterministic policy: 0 (-action_noise_std^2 with noise)."""
         params = self.default_params if params is None else params
         return jnp.full(jnp.shape(obs)[:-1], -(params.action_noise_std**2), _DTYPE)
@@ -372,7 +381,7 @@ class TruncatedBootstrap(ProbeEnvironment):
         cost = -jnp.ones((), _DTYPE)  # reward +1
         return state.replace(time=state.time + 1), cost, {"terminal": jnp.asarray(False)}
 
-    def value(self, obs, gamma, params=None):
+    def unit_value(self, obs, gamma, params=None):
         return jnp.full(jnp.shape(obs)[:-1], 1.0 / (1.0 - gamma), _DTYPE)
 
 

@@ -1,111 +1,59 @@
-"""Quadrotor: a Crazyflie 2.x tracking a slow horizontal circle, flown by its four rotor speeds.
+"""Quadrotor, as the authors' public code has it: the "MaxEnt misleads" tracking task.
 
-One of the precision-control tasks of "MaxEnt misleads" (Zhang, Chang, Gao,
-ICML 2025, arXiv 2506.05615). There, a quadrotor tracks "a simple path under
-small perturbations" with the four rotor speeds as actions. SAC learns the
-simplified dynamics but fails on the realistic ones, where PPO succeeds
-(notes/research.md). The paper's realistic simulator is not public. Its
-public code (github ruipengZ/maxent-mislead, QuadRotor/, commit ba966a6)
-holds only a toy simplified model: unit-less constants, a straight line at
-1.5 m/s for 4 s. Both variants here are therefore built from a standard
-published vehicle, which is a choice.
+Zhang, Chang, Gao (ICML 2025, arXiv 2506.05615) fly a quadrotor along "a
+simple path under small perturbations"; SAC learns the simplified dynamics
+and fails the realistic ones, where PPO succeeds. Their public QuadRotor-v0
+(github ruipengZ/maxent-mislead, environment/custom_gym/envs/QuadRotor/
+quadrotor.py, read at commit a640b60) is, by their README, the realistic
+model: four independent rotor speeds. It is `quadrotor_realistic` here,
+unchanged. `quadrotor` is the same rigid body flown by collective thrust and
+body torques directly, our reading of "simplified" (their simplified model is
+not public). entrolab's Crazyflie tasks are `entrolab.envs.crazyflie`.
 
-Vehicle: the Crazyflie 2.x as modelled in gym-pybullet-drones (Panerati et
-al., IROS 2021; assets/cf2x.urdf, after Landry 2015 and Förster 2015):
-m = 0.027 kg, arm 0.0397 m, kf = 3.16e-10 N/rpm^2, km = 7.94e-12 N m/rpm^2,
-Ixx = Iyy = 1.4e-5 and Izz = 2.17e-5 kg m^2, thrust-to-weight ratio 2.25,
-g = 9.8. The hover speed is sqrt(m g / (4 kf)) = 14 468 rpm.
+Model (the public code's). State (x, y, z, vx, vy, vz, roll, pitch, yaw,
+p, q, r) with ZYX Euler angles and their rates; constants m = 0.65,
+J = (0.75, 0.75, 1.3), kt = 0.313, kd = 7.5e-4, arm L = 0.23, g = 9.81
+(unit-less toy values: Bouabdallah's OS4 quadrotor rescaled). Rotor speeds
+w in [0, 10]^4 (hover: sqrt(m g / 4 kt) = 2.26) give
 
-Geometry ("X" configuration). Rotor i sits at arm (cos b_i, sin b_i, 0) in
-the body frame, with b_i = 45, 135, 225 and 315 degrees: 0 front-left,
-1 back-left, 2 back-right, 3 front-right. Body x points forward, z up.
-Rotor i pushes f_i = kf w_i^2 along body z. Rotors 0 and 2 spin
-counter-clockwise seen from above, so their drag torque on the body is
--km w_i^2 about z; rotors 1 and 3 spin clockwise and give +km w_i^2.
-(gym-pybullet-drones' CF2X has the same yaw torque.) The roll and pitch
-torques are sum_i r_i x f_i, computed from these positions, so their signs
-follow from the geometry.
+    u1 = kt sum w_i^2,   u2 = kt (w1^2 - w3^2),   u3 = kt (w2^2 - w4^2),   u4 = kd (w1^2 + w3^2 - w2^2 - w4^2)
 
-Rigid body, with state (p, v, q, Omega): world position and velocity, the
-unit quaternion q = (w, x, y, z) from body to world, and body rates:
+and one explicit (semi-implicit) Euler step of dt = 0.1 per control step:
 
-    p' = v
-    m v' = R(q) (0, 0, sum f_i) - (0, 0, m g) + F_drag + F_wind
-    q' = 1/2 q (x) (0, Omega)
-    J Omega' = tau - Omega x J Omega,       J = diag(Ixx, Iyy, Izz)
+    v     += (R(roll, pitch, yaw) e3 u1 / m - g e3) dt,     position += v_new dt
+    rates += (gyroscopic terms + L (u2, u3, u4) / J) dt  (from the old rates),   angles += rates_new dt
 
-Rotor gyroscopic effects and ground effect are neglected. Each control step
-is integrated by `num_substeps` (static, default 8) classical RK4 steps, and
-q is renormalised after each one. The control rate is 30 Hz (dt = 1/30 s)
-and the physics runs at 240 Hz, the defaults of gym-pybullet-drones.
+with R e3 = (cos r sin p cos y + sin r sin y, cos r sin p sin y - sin r cos y, cos r cos p)
+(r, p, y = roll, pitch, yaw) and the gyroscopic terms q r (Jy - Jz) / Jx,
+p r (Jz - Jx) / Jy, p q (Jx - Jy) / Jz. As in the public code, the yaw torque
+is L u4 too, and angles are not wrapped.
 
-Actions: a in [-1, 1]^4 are the commanded rotor speeds, mapped as in
-gym-pybullet-drones' ActionType.RPM:
+Task. The reference is x = 1.5 t, y = z = 0, velocity (1.5, 0, 0), for
+4 s (40 steps), lagged by one step as in the public code: after step k,
+reward and observation use the reference at time (k - 1) dt. Reward (on the
+new state) -5 (|ex| + |ey| + |ez|) - |roll| - |pitch| - |yaw|; observation
+(9,): (ex, ey, ez, roll, pitch, yaw, evx, evy, evz), reference minus state,
+no body rates. Start: x, y ~ U(+-0.1), z ~ U(+-1), velocities U(+-0.1), level
+and at rest. No termination. Zero action is free fall (about -6,200);
+hovering gives about -720 (the reference runs away at 1.5 m/s). A hand-written
+cascaded PD controller gets about -290 with rotor speeds and -80 with thrust and
+torques (tests/test_authors_envs.py): rotor speeds saturate and couple thrust and torque.
 
-    w_cmd,i = w_hover (1 + rotor_speed_range a_i),   rotor_speed_range = 0.05
+Actions a in [-1, 1]^4, mapped affinely onto the physical inputs (entrolab's
+convention, which gymnasium's and SB3's checkers ask for): low + (a + 1) (high - low) / 2,
+after clipping to [-1, 1] again past actuation noise (the public env clips what it
+receives). `quadrotor_realistic`: the four rotor speeds in [0, 10]^4, so a = -1 stops a
+rotor (free fall is a = -1, the public code's zero action) and a = 0 is speed 5.
+`quadrotor`: (u1, u2, u3, u4) in the box those rotor speeds span at the default
+coefficients, [0, 400 kt] x [-100 kt, 100 kt]^2 x [-200 kd, 200 kd] (a static box:
+overriding kt or kd does not move it): any combination in it is
+reachable at once, where rotor speeds couple thrust and torques (no roll
+torque without thrust, saturation at 0 and 10).
 
-that is, +-5 % of the hover speed, or +-10 % of the hover thrust. After
-actuation noise the command is clipped to [0, sqrt(thrust_to_weight) w_hover],
-so no rotor runs backwards or above its maximum. rotor_speed_range = 1 with
-a = -1 stops the rotors.
-
-The two variants are selected by the static option `realistic`, or by the
-registered names `quadrotor` and `quadrotor_realistic`:
-
-- `quadrotor` (simplified): rotors reach their commanded speed instantly.
-  The default params have no drag and no wind.
-- `quadrotor_realistic`: each rotor speed is a state that follows a
-  first-order lag, w_i' = (w_cmd,i - w_i) / motor_time_constant. The time
-  constant is 0.05 s, a choice: published Crazyflie values range from a few
-  ms to ~0.15 s (unconfirmed). The state adds the four rotor speeds, stored
-  in krpm so that every state entry is O(1-10). The default params add
-  gym-pybullet-drones' linear rotor drag and a random wind force:
-  - Drag, in the body frame:
-    F_drag = -R diag(c_xy, c_xy, c_z) R^T v * sum_i w_i [rad/s], with
-    c_xy = 9.1785e-7 and c_z = 10.311e-7 kg/rad. At hover this is a
-    5.6 mN per m/s horizontal drag, a ~5 s velocity time constant.
-  - Wind: a force held over each control step and updated between steps as
-    an Ornstein-Uhlenbeck process,
-    F_wind' = a F_wind + wind_force_std sqrt(1 - a^2) xi with
-    a = exp(-dt / wind_correlation_time) and xi ~ N(0, I_3). The initial
-    force is drawn from the stationary law N(0, wind_force_std^2 I_3).
-    Defaults: 5 mN std (1.9 % of the weight, 0.19 m/s^2) and a 1 s
-    correlation time.
-  The drag and wind params act in the simplified variant too, if set.
-  motor_time_constant acts only in the realistic one.
-
-Task: track the horizontal circle p_ref(t) = (r cos wt, r sin wt, h), flown
-counter-clockwise. r = 0.5 m, h = 1 m and w = 2 pi / 8 s, so the reference
-moves at 0.39 m/s and one lap is one 8 s episode (240 steps). The drone
-starts level and at rest, with its rotors at hover, at p_ref(0) plus
-N(0, init_std^2) in each coordinate. Its velocity is N(0, init_std^2) too;
-init_std = 0.05 m or m/s.
-
-Cost of a step, on the state it leads to (reward = -cost):
-
-    |p - p_ref(t)| + rate_cost |Omega|^2,      rate_cost = 1e-3
-
-The distance is in metres. The rate term is small (0.01 at 3 rad/s); it
-discourages spinning, which the distance alone does not see.
-
-Termination. An episode ends (`terminated`) when the drone goes below the
-ground (z < 0), flips (tilt arccos R_33 > max_tilt = pi/2, so its thrust
-axis points below the horizon), or strays more than max_distance = 2 m from
-the reference. That step's reward is -cost_cap times the steps left,
-counting itself (cost_cap = 3): the same bounded penalty the base class
-gives to divergence. Every per-step cost is capped at cost_cap, so ending an
-episode early is never better than staying. Otherwise the episode truncates
-at max_steps_in_episode. `info` carries booleans `crashed`, `flipped` and
-`strayed`.
-
-Observation: the 12 entries p_ref - p (3), v_ref - v (3), roll, pitch, yaw
-(ZYX Euler angles of q, in radians) (3), Omega (3). The realistic variant
-adds the four normalised rotor speeds (w_i / w_hover - 1) / rotor_speed_range,
-which equal the action that commands them in steady state: 16 entries. The
-wind is not observed.
-
-The rest of the protocol is entrolab's (`core.Environment`): clipping,
-actuation and observation noise, divergence handling and auto-reset.
+Departures, in the protocol only: actions in [-1, 1]^4 (above); states are float32 by default (float64
+with JAX's x64); a non-finite state or |state| > 1e4 ends the episode through
+the base class (`divergence_bound`, far beyond the 80 m of a 4 s free fall);
+per-step costs are capped at 1e6 (never reached by the model in 4 s).
 """
 
 from __future__ import annotations
@@ -114,348 +62,160 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from entrolab.envs.core import Environment, EnvParams, EnvState
-from entrolab.envs.lorenz import rk4_step
 from entrolab.envs.spaces import Box
 
-RPM_TO_RAD_S = 2.0 * math.pi / 60.0
-
-# Layout of the state vector x.
-POSITION = slice(0, 3)
-VELOCITY = slice(3, 6)
-QUATERNION = slice(6, 10)
-BODY_RATES = slice(10, 13)
-WIND = slice(13, 16)
-TIME = 16
-ROTORS = slice(17, 21)  # realistic variant only, in krpm
-
-# Rotor i sits at arm / sqrt(2) (X_SIGNS[i], Y_SIGNS[i], 0) in the body frame (X
-# configuration: 45, 135, 225, 315 degrees; exact signs keep hover exactly balanced);
-# YAW_SIGNS[i] is the sign of its drag torque about body z.
-ROTOR_X_SIGNS = (1.0, -1.0, -1.0, 1.0)
-ROTOR_Y_SIGNS = (1.0, 1.0, -1.0, -1.0)
-ROTOR_YAW_SIGNS = (-1.0, 1.0, -1.0, 1.0)
+MAX_ROTOR_SPEED = 10.0  # rotor speeds are clipped to [0, this], as in the public code
 
 
 @struct.dataclass
 class QuadrotorParams(EnvParams):
-    """Every physical quantity of the quadrotor task (all vmappable).
+    """Every quantity of the public code's quadrotor (its names in comments).
 
     Attributes:
-        dt: duration of a control step (s).
-        mass: m (kg).
-        arm: distance from the centre to each rotor (m).
-        thrust_coefficient: kf, thrust = kf w^2 with w in rpm (N / rpm^2).
-        torque_coefficient: km, drag torque = km w^2 (N m / rpm^2).
-        inertia_xx, inertia_yy, inertia_zz: principal moments of inertia (kg m^2).
-        gravity: g (m/s^2).
-        thrust_to_weight: maximum total thrust over the weight (caps the rotor speeds).
-        rotor_speed_range: the action +-1 commands w_hover (1 +- rotor_speed_range).
-        motor_time_constant: first-order rotor lag (s), realistic variant only.
-        drag_coefficient_xy, drag_coefficient_z: body-frame drag per unit of
-            total rotor speed (kg/rad); 0: no drag.
-        wind_force_std: stationary std of each wind-force component (N); 0: no wind.
-        wind_correlation_time: correlation time of the wind force (s).
-        path_radius, path_height, path_period: the reference circle (m, m, s).
-        init_std: std of the initial position (m) and velocity (m/s) offsets.
-        rate_cost: weight of |Omega|^2 (rad^2/s^2) in the cost.
-        max_distance: the episode ends beyond this distance from the reference (m).
-        max_tilt: the episode ends when the tilt of the thrust axis exceeds this (rad).
+        dt: control step; mass: m; gravity: g.
+        inertia_xx, inertia_yy, inertia_zz: jx, jy, jz.
+        thrust_coefficient: kt; drag_torque_coefficient: kd; arm: L.
+        path_speed: the reference's speed along x.
+        position_weight: weight of |ex| + |ey| + |ez| in the cost (angles weigh 1).
+        init_xy, init_z, init_velocity: half-widths of the uniform start.
     """
 
-    max_steps_in_episode: int = 240
-    dt: float = 1.0 / 30.0
-    mass: float = 0.027
-    arm: float = 0.0397
-    thrust_coefficient: float = 3.16e-10
-    torque_coefficient: float = 7.94e-12
-    inertia_xx: float = 1.4e-5
-    inertia_yy: float = 1.4e-5
-    inertia_zz: float = 2.17e-5
-    gravity: float = 9.8
-    thrust_to_weight: float = 2.25
-    rotor_speed_range: float = 0.05
-    motor_time_constant: float = 0.05
-    drag_coefficient_xy: float = 0.0
-    drag_coefficient_z: float = 0.0
-    wind_force_std: float = 0.0
-    wind_correlation_time: float = 1.0
-    path_radius: float = 0.5
-    path_height: float = 1.0
-    path_period: float = 8.0
-    init_std: float = 0.05
-    rate_cost: float = 1e-3
-    max_distance: float = 2.0
-    max_tilt: float = math.pi / 2.0
-    divergence_bound: float = 1e3
-    # above every per-step cost of a drone still in flight (distance <= 2 m); also
-    # the per-remaining-step penalty of a crash, flip or stray
-    cost_cap: float = 3.0
+    max_steps_in_episode: int = 40
+    dt: float = 0.1
+    mass: float = 0.65
+    gravity: float = 9.81
+    inertia_xx: float = 0.75
+    inertia_yy: float = 0.75
+    inertia_zz: float = 1.3
+    thrust_coefficient: float = 0.313
+    drag_torque_coefficient: float = 7.5e-4
+    arm: float = 0.23
+    path_speed: float = 1.5
+    position_weight: float = 5.0
+    init_xy: float = 0.1
+    init_z: float = 1.0
+    init_velocity: float = 0.1
+    divergence_bound: float = 1e4
+    cost_cap: float = 1e6
 
 
-REALISTIC_DEFAULTS = {
-    "drag_coefficient_xy": 9.1785e-7,
-    "drag_coefficient_z": 10.311e-7,
-    "wind_force_std": 0.005,
-}
+def rotor_inputs(w: jax.Array, params: QuadrotorParams) -> jax.Array:
+    """(u1, u2, u3, u4): collective thrust and the three body torques' inputs of rotor speeds w."""
+    w2 = w**2
+    kt, kd = params.thrust_coefficient, params.drag_torque_coefficient
+    return jnp.stack([kt * jnp.sum(w2), kt * (w2[0] - w2[2]), kt * (w2[1] - w2[3]),
+                      kd * (w2[0] + w2[2] - w2[1] - w2[3])])
 
 
-def hover_rotor_speed(params: QuadrotorParams) -> jax.Array:
-    """The rotor speed at which four rotors carry the weight, in krpm."""
-    return jnp.sqrt(params.mass * params.gravity / (4.0 * params.thrust_coefficient)) / 1000.0
-
-
-def rotation_matrix(q: jax.Array) -> jax.Array:
-    """R(q) for a unit quaternion q = (w, x, y, z): body-to-world, shape (3, 3)."""
-    w, x, y, z = q[0], q[1], q[2], q[3]
-    return jnp.stack(
-        [
-            jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)]),
-            jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)]),
-            jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]),
-        ]
-    )
-
-
-def euler_angles(q: jax.Array) -> jax.Array:
-    """(roll, pitch, yaw) of q, ZYX convention (R = Rz(yaw) Ry(pitch) Rx(roll)), shape (3,)."""
-    rot = rotation_matrix(q)
-    roll = jnp.arctan2(rot[2, 1], rot[2, 2])
-    pitch = -jnp.arcsin(jnp.clip(rot[2, 0], -1.0, 1.0))
-    yaw = jnp.arctan2(rot[1, 0], rot[0, 0])
-    return jnp.stack([roll, pitch, yaw])
-
-
-def rotor_forces_and_torques(
-    rotor_speeds: jax.Array, params: QuadrotorParams
-) -> tuple[jax.Array, jax.Array]:
-    """Total thrust (along body z, N) and body torque (3,) of rotor speeds in krpm (4,)."""
-    rpm_sq = (1000.0 * rotor_speeds) ** 2
-    forces = params.thrust_coefficient * rpm_sq
-    corner = params.arm / jnp.sqrt(2.0)
-    signs = lambda values: jnp.asarray(values, forces.dtype)  # noqa: E731
-    # r x (0, 0, f) = (r_y f, -r_x f, 0), summed over the rotors
-    torque = jnp.stack(
-        [
-            corner * jnp.sum(signs(ROTOR_Y_SIGNS) * forces),
-            -corner * jnp.sum(signs(ROTOR_X_SIGNS) * forces),
-            params.torque_coefficient * jnp.sum(signs(ROTOR_YAW_SIGNS) * rpm_sq),
-        ]
-    )
-    return jnp.sum(forces), torque
-
-
-def quadrotor_vector_field(
-    s: jax.Array,
-    rotor_input: jax.Array,
-    wind_force: jax.Array,
-    params: QuadrotorParams,
-    realistic: bool,
-) -> jax.Array:
-    """ds/dt for s = (p, v, q, Omega[, rotor speeds in krpm]).
-
-    `rotor_input` (4,), krpm: the rotor speeds themselves (simplified
-    variant) or their commands (realistic, where s carries the speeds).
-    """
-    v, q, omega = s[3:6], s[6:10], s[10:13]
-    rotors = s[13:17] if realistic else rotor_input
-    thrust, torque = rotor_forces_and_torques(rotors, params)
-    rot = rotation_matrix(q)
-    drag_diag = jnp.stack(
-        [params.drag_coefficient_xy, params.drag_coefficient_xy, params.drag_coefficient_z]
-    ).astype(s.dtype)
-    speed_sum = jnp.sum(rotors) * 1000.0 * RPM_TO_RAD_S
-    drag = -rot @ (drag_diag * (rot.T @ v)) * speed_sum
-    gravity = jnp.stack([0.0, 0.0, params.mass * params.gravity]).astype(s.dtype)
-    acceleration = (rot[:, 2] * thrust - gravity + drag + wind_force) / params.mass
-    w, x, y, z = q[0], q[1], q[2], q[3]
-    p_, q_, r_ = omega[0], omega[1], omega[2]
-    q_dot = 0.5 * jnp.stack(
-        [
-            -x * p_ - y * q_ - z * r_,
-            w * p_ + y * r_ - z * q_,
-            w * q_ + z * p_ - x * r_,
-            w * r_ + x * q_ - y * p_,
-        ]
-    )
-    inertia = jnp.stack([params.inertia_xx, params.inertia_yy, params.inertia_zz]).astype(s.dtype)
-    omega_dot = (torque - jnp.cross(omega, inertia * omega)) / inertia
-    parts = [v, acceleration, q_dot, omega_dot]
-    if realistic:
-        parts.append((rotor_input - rotors) / params.motor_time_constant)
-    return jnp.concatenate(parts)
-
-
-def wind_step(key: jax.Array, wind_force: jax.Array, params: QuadrotorParams) -> jax.Array:
-    """The wind force one control step later: an exact Ornstein-Uhlenbeck update.
-
-    a F + wind_force_std sqrt(1 - a^2) xi, a = exp(-dt / wind_correlation_time),
-    xi ~ N(0, I_3); N(0, wind_force_std^2 I_3) is its stationary law.
-    """
-    decay = jnp.exp(-params.dt / params.wind_correlation_time)
-    innovation = jax.random.normal(key, wind_force.shape, wind_force.dtype)
-    return decay * wind_force + params.wind_force_std * jnp.sqrt(1.0 - decay**2) * innovation
-
-
-def reference(t: jax.Array, params: QuadrotorParams) -> tuple[jax.Array, jax.Array]:
-    """The reference position and velocity at time t, shapes (3,) and (3,)."""
-    rate = 2.0 * jnp.pi / params.path_period
-    c, s = jnp.cos(rate * t), jnp.sin(rate * t)
-    radius = params.path_radius
-    position = jnp.stack([radius * c, radius * s, params.path_height + 0.0 * c])
-    velocity = jnp.stack([-radius * rate * s, radius * rate * c, 0.0 * c])
-    return position, velocity
+def quadrotor_step(s: jax.Array, u: jax.Array, params: QuadrotorParams) -> jax.Array:
+    """One Euler step of the public model; s = (position, velocity, angles, rates), u = (u1..u4)."""
+    pos, vel, ang, rate = s[0:3], s[3:6], s[6:9], s[9:12]
+    roll, pitch, yaw = ang[0], ang[1], ang[2]
+    p, q, r = rate[0], rate[1], rate[2]
+    jx, jy, jz = params.inertia_xx, params.inertia_yy, params.inertia_zz
+    dt, m = params.dt, params.mass
+    cr, sr, cp, sp, cy, sy = jnp.cos(roll), jnp.sin(roll), jnp.cos(pitch), jnp.sin(pitch), jnp.cos(yaw), jnp.sin(yaw)
+    acc = jnp.stack([(cr * sp * cy + sr * sy) * u[0] / m, (cr * sp * sy - sr * cy) * u[0] / m,
+                     -params.gravity + cr * cp * u[0] / m])
+    vel = vel + acc * dt
+    pos = pos + vel * dt
+    rate_dot = jnp.stack([r * q * (jy - jz) / jx + params.arm * u[1] / jx,
+                          r * p * (jz - jx) / jy + params.arm * u[2] / jy,
+                          q * p * (jx - jy) / jz + params.arm * u[3] / jz])
+    rate = rate + rate_dot * dt
+    ang = ang + rate * dt
+    return jnp.concatenate([pos, vel, ang, rate])
 
 
 class Quadrotor(Environment[EnvState, QuadrotorParams]):
-    """Crazyflie 2.x tracking a horizontal circle (see the module docstring).
-
-    State `x` = (p, v, q, Omega, wind force, t[, rotor speeds in krpm]):
-    17 entries, 21 in the realistic variant.
-    """
+    """The public code's quadrotor (see the module docstring); `rotor_speeds=True` is its realistic
+    variant (actions: rotor speeds), False the simplified one (actions: thrust and torques).
+    State `x` = (position, velocity, roll-pitch-yaw, their rates)."""
 
     name = "quadrotor"
 
-    def __init__(self, realistic: bool = False, num_substeps: int = 8):
-        if int(num_substeps) < 1:
-            raise ValueError(f"{self.name}: num_substeps must be >= 1, got {num_substeps}")
-        self.realistic = bool(realistic)
-        self.num_substeps = int(num_substeps)
+    def __init__(self, rotor_speeds: bool = False):
+        self.rotor_speeds = bool(rotor_speeds)
+        if self.rotor_speeds:
+            self.input_low, self.input_high = np.zeros(4), np.full(4, MAX_ROTOR_SPEED)
+        else:  # the inputs rotor speeds in [0, MAX_ROTOR_SPEED] span, at the default coefficients
+            p = QuadrotorParams()
+            kt, kd, w2 = p.thrust_coefficient, p.drag_torque_coefficient, MAX_ROTOR_SPEED**2
+            self.input_low = np.array([0.0, -kt * w2, -kt * w2, -2 * kd * w2])
+            self.input_high = np.array([4 * kt * w2, kt * w2, kt * w2, 2 * kd * w2])
+
+    def default_init_log_std(self, params: QuadrotorParams) -> float | None:
+        """Rotor speeds: the authors' PPO starts from log-std -1 in rotor-speed units, i.e.
+        log(e^-1 / 5) in [-1, 1] units (-2.61). Thrust and torques: none (the
+        simplified model is ours; its natural scale is not the authors')."""
+        if not self.rotor_speeds:
+            return None
+        return -1.0 - math.log(MAX_ROTOR_SPEED / 2.0)
 
     @property
     def default_params(self) -> QuadrotorParams:
-        return QuadrotorParams(**REALISTIC_DEFAULTS) if self.realistic else QuadrotorParams()
+        return QuadrotorParams()
 
-    # ---- physics --------------------------------------------------------------
+    def to_inputs(self, action: jax.Array) -> jax.Array:
+        """The physical inputs (rotor speeds, or thrust and torques) of an action in [-1, 1]^4,
+        clipped to [-1, 1] again after actuation noise: low + (a + 1) (high - low) / 2."""
+        a = jnp.clip(action, -1.0, 1.0)
+        low, high = jnp.asarray(self.input_low, a.dtype), jnp.asarray(self.input_high, a.dtype)
+        return low + (a + 1.0) * (high - low) / 2.0
+
     def actuation(self, action: jax.Array, params: QuadrotorParams) -> jax.Array:
-        """Actions (4,) -> commanded rotor speeds in krpm, within [0, sqrt(thrust_to_weight) w_hover]."""
-        ratio = jnp.clip(1.0 + params.rotor_speed_range * action, 0.0, jnp.sqrt(params.thrust_to_weight))
-        return hover_rotor_speed(params).astype(action.dtype) * ratio
+        """(u1, u2, u3, u4) of an action in [-1, 1]^4."""
+        inputs = self.to_inputs(action)
+        return rotor_inputs(inputs, params) if self.rotor_speeds else inputs
 
-    def integrate(
-        self, s: jax.Array, rotor_input: jax.Array, wind_force: jax.Array, params: QuadrotorParams
-    ) -> jax.Array:
-        """RK4 sub-steps over one control step for s = (p, v, q, Omega[, rotors]);
-        the quaternion is renormalised after each."""
-        h = params.dt / self.num_substeps
+    def reference(self, time: jax.Array, params: QuadrotorParams) -> jax.Array:
+        """The reference position the public code uses after `time` steps (lagged by one step)."""
+        t = jnp.maximum(time - 1, 0).astype(jnp.result_type(float)) * params.dt
+        return jnp.stack([params.path_speed * t, jnp.zeros_like(t), jnp.zeros_like(t)])
 
-        def body(_, y):
-            y = rk4_step(
-                lambda z: quadrotor_vector_field(z, rotor_input, wind_force, params, self.realistic), y, h
-            )
-            return y.at[QUATERNION].set(y[QUATERNION] / jnp.linalg.norm(y[QUATERNION]))
-
-        return jax.lax.fori_loop(0, self.num_substeps, body, s)
-
-    def _split(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """x -> (rigid body [+ rotors], wind force, t)."""
-        body = jnp.concatenate([x[:13], x[ROTORS]]) if self.realistic else x[:13]
-        return body, x[WIND], x[TIME]
-
-    def _join(self, body: jax.Array, wind: jax.Array, t: jax.Array) -> jax.Array:
-        parts = [body[:13], wind, t[None]]
-        if self.realistic:
-            parts.append(body[13:17])
-        return jnp.concatenate(parts)
-
-    def stage_cost(self, x: jax.Array, params: QuadrotorParams) -> jax.Array:
-        ref_position, _ = reference(x[TIME], params)
-        distance = jnp.linalg.norm(ref_position.astype(x.dtype) - x[POSITION])
-        return distance + params.rate_cost * jnp.sum(x[BODY_RATES] ** 2)
-
-    def terminal_flags(self, x: jax.Array, params: QuadrotorParams) -> dict[str, jax.Array]:
-        """Booleans: below the ground, flipped, strayed from the reference."""
-        ref_position, _ = reference(x[TIME], params)
-        q = x[QUATERNION]
-        cos_tilt = 1.0 - 2.0 * (q[1] ** 2 + q[2] ** 2)  # R_33, the thrust axis' vertical component
-        return {
-            "crashed": x[2] < 0.0,
-            "flipped": cos_tilt < jnp.cos(params.max_tilt),
-            "strayed": jnp.linalg.norm(ref_position.astype(x.dtype) - x[POSITION]) > params.max_distance,
-        }
-
-    # ---- the protocol ------------------------------------------------------------
     def reset_env(self, key, params):
+        k_pos, k_z, k_vel = jax.random.split(key, 3)
         dtype = jnp.result_type(float)
-        noise = jax.random.normal(key, (9,), dtype)  # one draw: each draw adds to compile time
-        ref_position, _ = reference(jnp.zeros((), dtype), params)
-        position = ref_position.astype(dtype) + params.init_std * noise[0:3]
-        velocity = params.init_std * noise[3:6]
-        wind = params.wind_force_std * noise[6:9]
-        body = [position, velocity, jnp.array([1.0, 0.0, 0.0, 0.0], dtype), jnp.zeros(3, dtype)]
-        if self.realistic:
-            body.append(jnp.full((4,), hover_rotor_speed(params), dtype))
-        x = self._join(jnp.concatenate(body), wind, jnp.zeros((), dtype))
+        xy = jax.random.uniform(k_pos, (2,), dtype, -params.init_xy, params.init_xy)
+        z = jax.random.uniform(k_z, (1,), dtype, -params.init_z, params.init_z)
+        vel = jax.random.uniform(k_vel, (3,), dtype, -params.init_velocity, params.init_velocity)
+        x = jnp.concatenate([xy, z, vel, jnp.zeros((6,), dtype)])
         state = EnvState(x=x, time=jnp.zeros((), jnp.int32), num_diverged=jnp.zeros((), jnp.int32))
         return self.observe(state, params), state
 
     def step_env(self, key, state, action, params):
-        x = state.x
-        rotor_input = self.actuation(action.astype(x.dtype), params)
-        body, wind, t = self._split(x)
-        body = self.integrate(body, rotor_input, wind, params)
-        x = self._join(body, wind_step(key, wind, params), t + params.dt)
-        flags = self.terminal_flags(x, params)
-        terminal = flags["crashed"] | flags["flipped"] | flags["strayed"]
-        info = {"terminal": terminal, **flags}
-        return state.replace(x=x, time=state.time + 1), self.stage_cost(x, params), info
+        x = quadrotor_step(state.x, self.actuation(action.astype(state.x.dtype), params), params)
+        time = state.time + 1
+        error = self.reference(time, params).astype(x.dtype) - x[0:3]
+        cost = params.position_weight * jnp.sum(jnp.abs(error)) + jnp.sum(jnp.abs(x[6:9]))
+        return state.replace(x=x, time=time), cost, {}
 
     def observe(self, state, params):
         x = state.x
-        ref_position, ref_velocity = reference(x[TIME], params)
-        parts = [
-            ref_position.astype(x.dtype) - x[POSITION],
-            ref_velocity.astype(x.dtype) - x[VELOCITY],
-            euler_angles(x[QUATERNION]),
-            x[BODY_RATES],
-        ]
-        if self.realistic:
-            hover = hover_rotor_speed(params).astype(x.dtype)
-            parts.append((x[ROTORS] / hover - 1.0) / params.rotor_speed_range)
-        return jnp.concatenate(parts).astype(x.dtype)
-
-    def observation_bound(self, params: QuadrotorParams) -> float:
-        """|obs_i| <= this for any state within the divergence bound (noise-free)."""
-        bound = float(params.divergence_bound)
-        path = float(params.path_radius) + float(params.path_height)
-        path_speed = 2.0 * math.pi * float(params.path_radius) / float(params.path_period)
-        rotors = (math.sqrt(float(params.thrust_to_weight)) + 1.0) / float(params.rotor_speed_range)
-        return max(bound + path + path_speed, math.pi, rotors)
+        error = self.reference(state.time, params).astype(x.dtype) - x[0:3]
+        velocity_ref = jnp.stack([params.path_speed, 0.0, 0.0]).astype(x.dtype)
+        return jnp.concatenate([error, x[6:9], velocity_ref - x[3:6]])
 
     def action_space(self, params=None):
         return Box(-1.0, 1.0, (4,))
 
+    def observation_bound(self, params: QuadrotorParams) -> float:
+        """|obs_i| <= this for any state within the divergence bound (noise-free)."""
+        reference = float(params.path_speed) * float(params.dt) * int(params.max_steps_in_episode)
+        return float(params.divergence_bound) + reference + float(params.path_speed)
+
     def observation_space(self, params=None):
-        return Box(-jnp.inf, jnp.inf, (16 if self.realistic else 12,))
-
-    def step(self, key, state, action, params=None):
-        """`Environment.step`, plus termination on a crash, flip or stray (with auto-reset).
-
-        A natural end is `terminated` (never `truncated`, also when the time
-        limit falls on the same step). Its reward is -cost_cap times the steps
-        left, this one included, as for divergence in the base class. The reset
-        key is the one the base class uses for its own auto-reset.
-        """
-        params = self.default_params if params is None else params
-        obs, new_state, reward, terminated, truncated, info = super().step(key, state, action, params)
-        info = dict(info)
-        terminal = jnp.asarray(info.pop("terminal"), bool)
-        steps_left = params.max_steps_in_episode - state.time
-        penalty = jnp.asarray(params.cost_cap * steps_left, reward.dtype)
-        reward = jnp.where(terminal & ~terminated, -penalty, reward)
-        info["cost"] = jnp.where(terminal, jnp.asarray(params.cost_cap, info["cost"].dtype), info["cost"])
-        needs_reset = terminal & ~(terminated | truncated)  # else the base class already reset
-        # the reset key is the one the base step uses for its own auto-reset
-        obs, new_state = self.reset_where(jax.random.split(key, 4)[3], params, needs_reset, obs, new_state)
-        return obs, new_state, reward, terminated | terminal, truncated & ~terminal, info
+        return Box(-jnp.inf, jnp.inf, (9,))
 
 
 class QuadrotorRealistic(Quadrotor):
-    """`Quadrotor(realistic=True)`: rotor lag, drag and wind (see the module docstring)."""
+    """`Quadrotor(rotor_speeds=True)`: the public QuadRotor-v0, flown by its four rotor speeds."""
 
     name = "quadrotor_realistic"
 
-    def __init__(self, num_substeps: int = 8):
-        super().__init__(realistic=True, num_substeps=num_substeps)
+    def __init__(self):
+        super().__init__(rotor_speeds=True)

@@ -30,8 +30,10 @@ from entrolab.envs.probes import (
     ObsDependentReward,
     TruncatedBootstrap,
 )
+from entrolab.envs.crazyflie import Crazyflie, CrazyflieRealistic
 from entrolab.envs.quadrotor import Quadrotor, QuadrotorRealistic
 from entrolab.envs.vehicle import Vehicle
+from entrolab.envs.vehicle_authors import AuthorsVehicle
 
 REGISTRY: dict[str, Callable[..., Environment]] = {
     "lorenz": Lorenz,
@@ -39,8 +41,11 @@ REGISTRY: dict[str, Callable[..., Environment]] = {
     "obstacle2d": Obstacle2D,
     "acrobot": Acrobot,
     "vehicle": Vehicle,
+    "vehicle_authors": AuthorsVehicle,
     "quadrotor": Quadrotor,
     "quadrotor_realistic": QuadrotorRealistic,
+    "crazyflie": Crazyflie,
+    "crazyflie_realistic": CrazyflieRealistic,
     "probe_constant": ConstantReward,
     "probe_obs_reward": ObsDependentReward,
     "probe_discount": DiscountedReward,
@@ -57,11 +62,12 @@ POSITIVE = {
     "mass", "yaw_inertia", "min_slip_speed", "rolling_smoothing_speed", "circle_radius",
     "inertia_xx", "inertia_yy", "inertia_zz", "arm", "thrust_coefficient", "thrust_to_weight",
     "rotor_speed_range", "motor_time_constant", "wind_correlation_time", "path_period",
-    "max_distance",
+    "max_distance", "wheelbase",
 }
 NON_NEGATIVE = {
     "obs_noise_std", "action_noise_std", "init_std", "control_cost", "action_scale",
-    "wind_force_std", "drag_coefficient_xy", "drag_coefficient_z", "rate_cost",
+    "wind_force_std", "drag_coefficient_xy", "drag_coefficient_z", "rate_cost", "drag_torque_coefficient",
+    "position_weight", "off_track_weight",
 }
 
 

@@ -262,6 +262,11 @@ class Vehicle(Environment[EnvState, VehicleParams]):
 
     name = "vehicle"
 
+    def default_init_log_std(self, params: VehicleParams) -> float:
+        """The authors' PPO starts from log-std -1 on their throttle and steering in [-1, 1]
+        (std 0.37), which are this env's action units too."""
+        return -1.0
+
     def __init__(self, num_substeps: int = 10):
         if int(num_substeps) < 1:
             raise ValueError(f"vehicle: num_substeps must be >= 1, got {num_substeps}")

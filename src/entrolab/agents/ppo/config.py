@@ -8,6 +8,14 @@ the main study used them (lr 3e-4, gamma 0.99, lambda 0.95, clip 0.2, value
 coefficient 0.5, max grad norm 0.5, 10 epochs) with 8 envs x 256 steps per
 rollout and minibatches of 256.
 
+Two defaults make PPO learn at any reward scale, where SB3's bare PPO (and
+entrolab before these options) does not: rewards are normalised by the running
+std of the discounted return (`normalize_rewards`, SB3's
+`VecNormalize(norm_reward=True)`), and the actor's and the critic's gradients
+are clipped separately (`grad_clip = "separate"`), so a critic far from its
+targets cannot shrink the policy's step. `FIRST_RELEASE` lists the values that
+reproduce entrolab 0.1's PPO; presets that reproduce a paper pin their settings.
+
 Every field carries its help text as metadata (`metadata={"help": ...}`):
 `entrolab.agents.options` reads the fields, types, defaults and help from
 here, for the command line and the study configs alike.
@@ -24,6 +32,10 @@ from entrolab.agents.networks import ACTIVATIONS
 from entrolab.agents.policy import BOUNDINGS
 
 SCHEDULES = ("constant", "linear")
+GRAD_CLIPS = ("separate", "joint")
+# the options added since the first release, at the values that reproduce its PPO bit for bit
+FIRST_RELEASE = {"normalize_rewards": False, "normalize_values": False, "grad_clip": "joint",
+                 "critic_max_grad_norm": 0.5, "reward_clip": 10.0, "adam_eps": 1e-5}
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,15 @@ class PPOConfig:
     critic_hidden_sizes: tuple[int, ...] | None = field(
         default=None, metadata={"help": "hidden-layer widths of the critic MLP (default: hidden_sizes)"}
     )
+    normalize_rewards: bool = field(default=True, metadata={"help": (
+        "divide rewards by the running std of the discounted return, reset at episode ends, and clip to "
+        "+-reward_clip (SB3's VecNormalize(norm_reward=True)): the critic learns at any reward scale")})
+    normalize_values: bool = field(default=False, metadata={"help": (
+        "the critic learns value targets standardised by their running mean/std and its outputs are mapped "
+        "back (no PopArt output correction)")})
+    grad_clip: str = field(default="separate", metadata={"help": (
+        '"separate": actor and critic gradients clipped each to its own global norm (max_grad_norm, '
+        'critic_max_grad_norm); "joint": one clip over both (SB3, and entrolab before 0.2)')})
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
@@ -80,6 +101,8 @@ class PPOConfig:
             raise ValueError(f"critic_hidden_sizes must be positive, got {self.critic_hidden_sizes}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.grad_clip not in GRAD_CLIPS:
+            raise ValueError(f"grad_clip must be one of {GRAD_CLIPS}, got {self.grad_clip!r}")
 
     @property
     def batch_size(self) -> int:
@@ -107,8 +130,16 @@ class PPOHParams:
     ent_horizon: float = struct.field(
         default=400_000.0, metadata={"help": "env steps over which a linear schedule decays to 0"}
     )
-    max_grad_norm: float = struct.field(default=0.5, metadata={"help": "global gradient-norm clip"})
-    init_log_std: float = struct.field(default=0.0, metadata={"help": "initial log-std of the policy"})
+    max_grad_norm: float = struct.field(default=0.5, metadata={
+        "help": "global-norm clip of the actor's gradient (of actor and critic together with grad_clip = joint)"})
+    init_log_std: float = struct.field(default=0.0, metadata={
+        "help": "initial log-std of the policy, in [-1, 1] action units (tasks with a natural noise scale "
+                "set their own default: see `entrolab envs NAME`)"})
+    critic_max_grad_norm: float = struct.field(default=0.5, metadata={
+        "help": "global-norm clip of the critic's gradient (grad_clip = separate)"})
+    reward_clip: float = struct.field(default=10.0, metadata={
+        "help": "normalised rewards are clipped to +-this (normalize_rewards; SB3's clip_reward)"})
+    adam_eps: float = struct.field(default=1e-5, metadata={"help": "Adam's epsilon"})
 
     def check(self) -> PPOHParams:
         """Range checks on concrete values (a clear error before compiling)."""
@@ -119,7 +150,8 @@ class PPOHParams:
             "gae_lambda": lambda v: 0 <= v <= 1, "clip_eps": lambda v: v > 0,
             "vf_coef": lambda v: v >= 0, "ent_coef": lambda v: v >= 0,
             "ent_horizon": lambda v: v > 0, "max_grad_norm": lambda v: v > 0,
-            "init_log_std": lambda v: np.isfinite(v),
+            "init_log_std": lambda v: np.isfinite(v), "critic_max_grad_norm": lambda v: v > 0,
+            "reward_clip": lambda v: v > 0, "adam_eps": lambda v: v > 0,
         }
         for name, ok in checks.items():
             values = np.atleast_1d(np.asarray(getattr(self, name), dtype=float))

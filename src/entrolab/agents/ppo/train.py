@@ -52,17 +52,33 @@ class PPOState:
     env_state: Any
     obs: jax.Array  # raw observations of the current step, (num_envs, obs_dim)
     episode_return: jax.Array  # running undiscounted return per environment
+    discounted_return: jax.Array  # running discounted return per environment (reward normalisation)
+    return_stats: RunningStats  # of the discounted returns: rewards are divided by their std
+    value_stats: RunningStats  # of the value targets (normalize_values)
     key: jax.Array
     update_index: jax.Array  # updates done so far
     init_policy: dict  # the policy's parameters at initialisation (for distance-from-init)
 
 
-def make_optimizer(hp: PPOHParams) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam; the learning rate is injected state."""
-    return optax.chain(
-        optax.clip_by_global_norm(hp.max_grad_norm),
-        optax.inject_hyperparams(optax.adam)(learning_rate=hp.learning_rate, eps=1e-5),
-    )
+def _labels(params: dict) -> dict:
+    return {part: jax.tree.map(lambda _, part=part: part, sub) for part, sub in params.items()}
+
+
+def make_optimizer(hp: PPOHParams, grad_clip: str = "separate") -> optax.GradientTransformation:
+    """Global-norm clipping then Adam (learning rate and eps injected, so they can be traced).
+
+    "separate": the actor's gradient is clipped to `max_grad_norm` and the critic's to
+    `critic_max_grad_norm`, each on its own; "joint": one clip of both at `max_grad_norm`."""
+    if grad_clip == "joint":
+        clip = optax.clip_by_global_norm(hp.max_grad_norm)
+    else:
+        clip = optax.multi_transform({"policy": optax.clip_by_global_norm(hp.max_grad_norm),
+                                      "critic": optax.clip_by_global_norm(hp.critic_max_grad_norm)}, _labels)
+    return optax.chain(clip, optax.inject_hyperparams(optax.adam)(learning_rate=hp.learning_rate, eps=hp.adam_eps))
+
+
+def _scale(stats: RunningStats) -> jax.Array:
+    return jnp.sqrt(stats.var + 1e-8)
 
 
 class PPO:
@@ -88,8 +104,13 @@ class PPO:
         return to_env_action(a, self.action_low, self.action_high)
 
     # ---- pieces ---------------------------------------------------------------
-    def value(self, critic_params, nobs):
-        return self.critic.apply({"params": critic_params}, nobs)[..., 0]
+    def value(self, critic_params, nobs, value_stats: RunningStats | None = None):
+        """V(s) in the units of the training rewards (the critic's output mapped back from
+        standardised targets when `normalize_values`)."""
+        out = self.critic.apply({"params": critic_params}, nobs)[..., 0]
+        if self.config.normalize_values:
+            out = out * _scale(value_stats) + value_stats.mean
+        return out
 
     def full_policy_params(self, state: PPOState) -> dict:
         """Policy parameters with the observation statistics, for `policy.apply`."""
@@ -113,55 +134,71 @@ class PPO:
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_env, cfg.num_envs), env_params)
         return PPOState(
             params=params,
-            opt_state=make_optimizer(hp).init(params),
+            opt_state=make_optimizer(hp, cfg.grad_clip).init(params),
             obs_stats=RunningStats.create((self.policy.obs_dim,), obs.dtype),
             env_state=env_state,
             obs=obs,
             episode_return=jnp.zeros((cfg.num_envs,), jnp.float32),
+            discounted_return=jnp.zeros((cfg.num_envs,), jnp.float32),
+            return_stats=RunningStats.create((), jnp.float32),
+            value_stats=RunningStats.create((), jnp.float32),
             key=k_state,
             update_index=jnp.zeros((), jnp.int32),
             init_policy=policy,
         )
 
-    def _rollout(self, state: PPOState, env_params):
+    def _rollout(self, state: PPOState, hp: PPOHParams, env_params):
         cfg = self.config
         step_env = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))
+        vstats = state.value_stats
 
         def body(carry, key):
-            obs, env_state, stats, ep_ret = carry
+            obs, env_state, stats, ep_ret, disc, ret_stats = carry
             if cfg.normalize_observations:
                 stats = stats.update(obs)
             nobs = self._normalize(stats, obs)
             k_act, k_env = jax.random.split(key)
             mean, log_std = self.policy.apply_normalized(state.params["policy"], nobs)
             u, log_prob = self.policy.sample(k_act, mean, log_std)
-            value = self.value(state.params["critic"], nobs)
+            value = self.value(state.params["critic"], nobs, vstats)
             next_obs, env_state, reward, term, trunc, info = step_env(
                 jax.random.split(k_env, cfg.num_envs), env_state, self.to_env_action(self.policy.bound(u)), env_params
             )
-            final_value = self.value(state.params["critic"], self._normalize(stats, info["final_observation"]))
+            final_value = self.value(state.params["critic"], self._normalize(stats, info["final_observation"]), vstats)
             done = term | trunc
             ep_ret = ep_ret + reward
             finished = jnp.where(done, ep_ret, 0.0)
             ep_ret = jnp.where(done, 0.0, ep_ret)
-            tr = Transition(nobs, u, log_prob, value, reward, term, trunc, final_value)
-            return (next_obs, env_state, stats, ep_ret), (tr, finished, done)
+            train_reward = reward
+            if cfg.normalize_rewards:  # SB3's VecNormalize: the std of the discounted return, reset at ends
+                disc = disc * hp.gamma + reward
+                ret_stats = ret_stats.update(disc)
+                train_reward = jnp.clip(reward / _scale(ret_stats), -hp.reward_clip, hp.reward_clip)
+                disc = jnp.where(done, 0.0, disc)
+            tr = Transition(nobs, u, log_prob, value, train_reward, term, trunc, final_value)
+            return (next_obs, env_state, stats, ep_ret, disc, ret_stats), (tr, finished, done)
 
         key, k_roll = jax.random.split(state.key)
-        carry = (state.obs, state.env_state, state.obs_stats, state.episode_return)
-        (obs, env_state, stats, ep_ret), (traj, finished, done) = jax.lax.scan(
+        carry = (state.obs, state.env_state, state.obs_stats, state.episode_return, state.discounted_return,
+                 state.return_stats)
+        (obs, env_state, stats, ep_ret, disc, ret_stats), (traj, finished, done) = jax.lax.scan(
             body, carry, jax.random.split(k_roll, cfg.num_steps)
         )
-        state = state.replace(obs=obs, env_state=env_state, obs_stats=stats, episode_return=ep_ret, key=key)
+        state = state.replace(obs=obs, env_state=env_state, obs_stats=stats, episode_return=ep_ret,
+                              discounted_return=disc, return_stats=ret_stats, key=key)
         return state, traj, finished, done
 
-    def _loss(self, params, batch, advantages, returns, hp: PPOHParams, ent_coef):
+    def _loss(self, params, batch, advantages, returns, hp: PPOHParams, ent_coef, value_stats: RunningStats):
         mean, log_std = self.policy.apply_normalized(params["policy"], batch.nobs)
         log_prob = self.policy.log_prob(batch.u, mean, log_std)
         if self.config.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         policy_loss, approx_kl, clip_fraction = clipped_surrogate(log_prob - batch.log_prob, advantages, hp.clip_eps)
-        value = self.value(params["critic"], batch.nobs)
+        if self.config.normalize_values:  # the critic's raw output against standardised targets
+            value = self.critic.apply({"params": params["critic"]}, batch.nobs)[..., 0]
+            returns = (returns - value_stats.mean) / _scale(value_stats)
+        else:
+            value = self.value(params["critic"], batch.nobs)
         value_loss = jnp.mean((value - returns) ** 2)
         entropy = jnp.mean(self.policy.entropy(log_std))
         loss = policy_loss + hp.vf_coef * value_loss - ent_coef * entropy
@@ -175,15 +212,16 @@ class PPO:
         cfg = self.config
         env_steps_before = state.update_index * cfg.batch_size
         ent_coef = entropy_coefficient(hp, env_steps_before, cfg.entropy_schedule)
-        state, traj, finished, done = self._rollout(state, env_params)
+        state, traj, finished, done = self._rollout(state, hp, env_params)
 
-        last_value = self.value(state.params["critic"], self._normalize(state.obs_stats, state.obs))
+        last_value = self.value(state.params["critic"], self._normalize(state.obs_stats, state.obs), state.value_stats)
         following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
         next_values = jnp.where(done, traj.final_value, following)
         advantages, returns = gae(traj.reward, traj.value, next_values, traj.terminated, done, hp.gamma, hp.gae_lambda)
 
+        value_stats = state.value_stats.update(returns.reshape(-1)) if cfg.normalize_values else state.value_stats
         flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size, *x.shape[2:])), (traj, advantages, returns))
-        tx = make_optimizer(hp)
+        tx = make_optimizer(hp, cfg.grad_clip)
         grad_fn = jax.grad(self._loss, has_aux=True)
 
         def epoch(carry, key):
@@ -196,7 +234,7 @@ class PPO:
             def minibatch(carry, mb):
                 params, opt_state = carry
                 batch, adv, ret = mb
-                grads, info = grad_fn(params, batch, adv, ret, hp, ent_coef)
+                grads, info = grad_fn(params, batch, adv, ret, hp, ent_coef, value_stats)
                 updates, opt_state = tx.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), info
 
@@ -206,7 +244,8 @@ class PPO:
         (params, opt_state), infos = jax.lax.scan(
             epoch, (state.params, state.opt_state), jax.random.split(k_epochs, cfg.num_epochs)
         )
-        state = state.replace(params=params, opt_state=opt_state, key=key, update_index=state.update_index + 1)
+        state = state.replace(params=params, opt_state=opt_state, key=key, update_index=state.update_index + 1,
+                              value_stats=value_stats)
 
         num_episodes = jnp.sum(done)
         metrics = {
@@ -216,6 +255,7 @@ class PPO:
             "ent_coef": ent_coef,
             "explained_variance": explained_variance(traj.value.reshape(-1), returns.reshape(-1)),
             "log_std_mean": jnp.mean(params["policy"]["log_std"]),
+            "reward_scale": _scale(state.return_stats) if cfg.normalize_rewards else jnp.float32(1.0),
             **jax.tree.map(jnp.mean, infos),
         }
         return state, metrics

@@ -16,6 +16,7 @@ report differ. A config file selects it with ``kind = "comparison"``:
     env = "obstacle2d"
     steps = { ppo = 500_000, default = 100_000 }   # env steps per agent: per method, or one int
     env_options = {}
+    options = { sac-adaent = { adaent_threshold = 0.8 } }   # per method: options on this task only
 
     [methods.ppo]                      # a label, and its algorithm
     algo = "ppo"                       # "ppo" | "sac" | "sac-adaent"
@@ -46,6 +47,7 @@ from pydantic import Field, field_validator, model_validator
 
 from entrolab.agents.options import OptionError
 from entrolab.agents.options import build as build_options
+from entrolab.agents.options import task_defaults
 from entrolab.envs import make
 from entrolab.study.config import Name, Strict, StudyConfigBase, ints_to_floats
 
@@ -69,6 +71,8 @@ class TaskSpec(Strict):
     steps: PosInt | dict[str, PosInt]  # one budget, or per method label (and "default")
     env_options: dict[str, Any] = Field(default_factory=dict)
     note: str = ""  # e.g. "SAC is expected to do well here"
+    # per method label: options over the method's own on this task (e.g. a per-task AdaEnt threshold)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def steps_for(self, method: str) -> int:
         if isinstance(self.steps, int):
@@ -101,6 +105,9 @@ class ComparisonConfig(StudyConfigBase):
                 if unknown:
                     raise ValueError(f"tasks.{tname}.steps: {unknown} are not methods ({sorted(self.methods)}) "
                                      "or 'default'")
+            unknown = sorted(set(task.options) - set(self.methods))
+            if unknown:
+                raise ValueError(f"tasks.{tname}.options: {unknown} are not methods ({sorted(self.methods)})")
             for mname in self.methods:
                 if task.steps_for(mname) < 1:
                     raise ValueError(f"tasks.{tname}.steps: no budget for method {mname!r} (give it or a 'default')")
@@ -114,7 +121,9 @@ class ComparisonConfig(StudyConfigBase):
     def build(self, method: str, task: str):
         """(algorithm config, hyperparameters) of `method` on `task`: its options applied over the
         algorithm's dataclass defaults (`entrolab.agents.options.build`: clear errors for bad options),
-        with what the study decides fixed."""
+        with what the study decides fixed. A task's defaults (`options.task_defaults`, e.g. PPO's
+        initial log-std) apply unless the method's options give the same key; the task's options for
+        this method (``[tasks.NAME.options.METHOD]``) apply over both."""
         spec = self.methods[method]
         why = "is set by the study (steps come from the task, alpha from the method, adaent from algo)"
         reserved = {"total_timesteps": why, "ent_coef": why, "alpha": why, "adaent": why}
@@ -123,9 +132,11 @@ class ComparisonConfig(StudyConfigBase):
         else:
             fixed = {"plain_critic": self.landscapes and spec.algo == "sac"}
         reserved.update({k: why for k in fixed})
+        t = self.tasks[task]
+        env, env_params = make(t.env, **t.env_options)
         try:
-            config, hparams = build_options(spec.algo, spec.options, total_timesteps=self.tasks[task].steps_for(method),
-                                            reserved=reserved)
+            values = {**task_defaults(spec.algo, env, env_params), **spec.options, **t.options.get(method, {})}
+            config, hparams = build_options(spec.algo, values, total_timesteps=t.steps_for(method), reserved=reserved)
         except OptionError as err:
             raise ValueError("; ".join(err.errors)) from None
         config = dataclasses.replace(config, **fixed)

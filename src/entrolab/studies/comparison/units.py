@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,20 @@ from entrolab.training import train_sweep
 
 
 def plan(config: ComparisonConfig) -> list[Unit]:
-    """Per task x method: a training unit, and a landscape unit where a plain Q is learned."""
+    """Per task x method: a training unit, and a landscape unit where a plain Q is learned.
+
+    A training unit's fingerprint hashes the algorithm's resolved config and hyperparameters
+    (every option, defaults and task defaults included), so a change of entrolab's defaults
+    retrains exactly the runs it changes."""
     c = json.loads(config.model_dump_json())
     units = []
     for tname, task in c["tasks"].items():
         for mname, spec in c["methods"].items():
             train_id = f"train/{tname}/{mname}"
-            fp = fingerprint(task["env"], task["env_options"], config.tasks[tname].steps_for(mname), spec,
-                              c["seeds"], c["seed_offset"], c["eval_episodes"], c["chunks"],
-                              config.learns_plain_q(mname))
+            algo_config, hparams = config.build(mname, tname)
+            fp = fingerprint(task["env"], task["env_options"], spec["algo"], spec["alpha"],
+                             dataclasses.asdict(algo_config), dataclasses.asdict(hparams),
+                             c["seeds"], c["seed_offset"], c["eval_episodes"], c["chunks"])
             units.append(Unit(train_id, "train", {"task": tname, "method": mname}, (), fp))
             if config.learns_plain_q(mname):
                 units.append(Unit(f"landscape/{tname}/{mname}", "landscape", {"task": tname, "method": mname},

@@ -50,6 +50,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from entrolab.agents.options import OptionError
 from entrolab.agents.options import build as build_options
 from entrolab.agents.options import options as option_list
+from entrolab.agents.ppo.config import FIRST_RELEASE
 from entrolab.envs import make
 from entrolab.study.config import Strict, StudyConfigBase, ints_to_floats
 
@@ -135,10 +136,13 @@ class TrainConfig(Strict):
 
     def fingerprint_section(self) -> dict[str, Any]:
         """What the training units' fingerprints hash of this section: the study's keys and the
-        options under their first-release names, plus any newer option that is not at its default."""
+        options under their first-release names, plus any newer option whose value is not the one
+        that reproduces the first release's PPO (`entrolab.agents.ppo.config.FIRST_RELEASE`), so a
+        study directory made by an earlier entrolab keeps its trained units exactly when its
+        training would be the same today."""
         opts = self.ppo_options()
         names = {ALIASES.get(k, k): k for k in _LEGACY_KEYS}
-        defaults = {o.name: o.default for o in option_list("ppo")}
+        defaults = {o.name: o.default for o in option_list("ppo")} | FIRST_RELEASE
         out = {"algo": self.algo, "steps": self.steps, "eval_episodes": self.eval_episodes, "chunks": self.chunks}
         for name, value in opts.items():
             if name in names:
