@@ -32,6 +32,9 @@ def test_envs_lists_options_and_refuses_unknown():
     result = runner.invoke(app, ["envs", "lorenz"])
     assert result.exit_code == 0, result.output
     assert "rho" in result.output and "num_substeps" in result.output
+    assert "task default" not in result.output  # Lorenz has no natural noise scale
+    result = runner.invoke(app, ["envs", "acrobot"])
+    assert "init_log_std (PPO)" in result.output and "-3.496" in result.output  # log(e^-0.5 / 20)
     result = runner.invoke(app, ["envs", "lorentz"])
     assert result.exit_code == 2
     assert "unknown environment 'lorentz'" in result.output

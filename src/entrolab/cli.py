@@ -98,6 +98,9 @@ def envs(name: str = typer.Argument(None, help="Show the options of one environm
             value = getattr(params, field.name)
             shown = f"array{tuple(np.shape(value))}" if np.ndim(value) else f"{float(value):g}"
             table.add_row(field.name, "param", shown)
+        default_log_std = getattr(env, "default_init_log_std", None)
+        if callable(default_log_std) and default_log_std(params) is not None:
+            table.add_row("init_log_std (PPO)", "task default", f"{default_log_std(params):.4g}")
         console.print(table)
 
 
