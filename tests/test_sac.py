@@ -425,3 +425,34 @@ def test_hparam_errors_are_clear():
         SACHParams(gamma=1.5).check()
     SACHParams(alpha=0.0, adaent_threshold=-1.0).check()
     SACHParams().check(SACConfig(auto_alpha=True))
+
+
+@pytest.mark.parametrize("learning_starts, log_interval", [(1000, 100), (250, 100), (400, 100), (0, 50)])
+def test_the_warm_up_runs_without_gradient_steps_and_changes_nothing(learning_starts, log_interval):
+    """The driver's plan (whole warm-up chunks with no gradient step computed, the chunk in which
+    learning starts split in two scans, then learning chunks) gives the same agents and the same
+    logged rows, to the bit, as deciding at every iteration (a `cond` that `vmap` turns into
+    computing and discarding the updates). Two agents under jit(vmap), as `train_sweep` runs them."""
+    env, params = make("probe_obs_action")
+    config = SACConfig(**{**BASE, "learning_starts": learning_starts, "log_interval": log_interval,
+                          "total_timesteps": 4 * 8 * log_interval, "adaent": True})
+    trainer = make_train(config, env, params)
+    assert trainer.warmup_iterations() == max(0, -(-learning_starts // 4) - 1)
+    keys = jax.random.split(jax.random.key(0), 2)
+    hp = jax.tree.map(lambda v: jnp.full((2,), v, jnp.float32), HPARAMS)
+    start = trainer.init_batch(keys, hp, params)
+    run = jax.jit(jax.vmap(trainer.run_chunks, in_axes=(0, 0, None, None, None, None)), static_argnums=(3, 4, 5))
+    reference, rows = run(start, hp, params, config.num_chunks, 0, False)
+    plan = trainer.chunk_plan(config.num_chunks)
+    assert sum(count for _, count in plan) == config.num_chunks
+    state, parts = start, []
+    for warmup, count in plan:
+        state, part = run(state, hp, params, count, warmup, True)
+        parts.append(part)
+    planned = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts)
+    for a, b in zip(jax.tree.leaves(reference.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for k in rows:
+        np.testing.assert_array_equal(np.asarray(rows[k]), planned[k], err_msg=k)
+    if trainer.warmup_iterations() >= log_interval:  # a whole warm-up chunk logs no update
+        assert np.all(np.isnan(planned["critic_loss"][:, 0]))

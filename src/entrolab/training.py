@@ -58,14 +58,19 @@ def _atomic_parquet(df, path: Path) -> None:
 class _Learner:
     """What `train_sweep` needs from an algorithm: its trainer, the hyperparameter that the
     sweep's alphas set, and the unit of progress (a PPO update, or a logged chunk of SAC
-    iterations) that one compiled call runs `n` of, with one metrics row per unit."""
+    iterations) that one compiled call runs `n` of, with one metrics row per unit.
+
+    `calls(total, per_call)` splits the run into compiled calls `(n, phase)`: PPO's units are
+    all alike (phase None); SAC's warm-up chunks run without computing gradient steps, so its
+    calls follow `SAC.chunk_plan` (phase = the warm-up iterations the call starts with)."""
 
     def __init__(self, config, env, env_params):
         if isinstance(config, PPOConfig):
             self.name, self.alpha_field = "ppo", "ent_coef"
             self.trainer = make_train(config, env, env_params)
             self.num_units, self.steps_per_unit = config.num_updates, config.batch_size
-            self.run_units = self.trainer.run
+            self.run_units = lambda state, hp, env_params, n, phase: self.trainer.run(state, hp, env_params, n)
+            self.plan = lambda total: [(None, total)]
             return
         if not isinstance(config, SACConfig):
             raise ValueError(f"config must be a PPOConfig or a SACConfig, got {type(config).__name__}")
@@ -73,15 +78,24 @@ class _Learner:
         self.alpha_field = "alpha"
         self.trainer = trainer = make_sac(config, env, env_params)
         self.num_units, self.steps_per_unit = config.num_chunks, config.num_envs * config.log_interval
+        self.run_units = trainer.run_chunks  # (state, hp, env_params, n, warmup)
+        self.plan = trainer.chunk_plan
 
-        def run_units(state, hp, env_params, n):
-            def chunk(state, _):
-                state, metrics = trainer.run(state, hp, env_params, config.log_interval)
-                return state, summarize(metrics)
-
-            return jax.lax.scan(chunk, state, None, n)
-
-        self.run_units = run_units
+    def calls(self, total: int, per_call: int) -> list[tuple[int, Any]]:
+        """[(units, phase), ...] covering `total` units, at most `per_call` units per call."""
+        out = []
+        for phase, count in self.plan(total):
+            while count:
+                n = min(per_call, count)
+                if phase is None or phase == 0:
+                    out.append((n, phase))
+                elif count == 1 and phase < self.trainer.config.log_interval:
+                    out.append((1, phase))  # the chunk in which learning starts
+                else:
+                    out.append((n, n * self.trainer.config.log_interval))  # whole warm-up chunks
+                    phase -= n * self.trainer.config.log_interval
+                count -= n
+        return out
 
 
 def train_sweep(
@@ -131,15 +145,16 @@ def train_sweep(
     trainer = learner.trainer
     total_updates = learner.num_units
     chunk = max(1, math.ceil(total_updates / max(1, num_chunks)))
-    run_chunk = jax.jit(jax.vmap(learner.run_units, in_axes=(0, 0, None, None)), static_argnums=3)
+    run_chunk = jax.jit(jax.vmap(learner.run_units, in_axes=(0, 0, None, None, None)), static_argnums=(3, 4))
 
     t0 = time.perf_counter()
     state = trainer.init_batch(keys, hp_batch, env_params)  # not vmapped: see its docstring
+    calls = learner.calls(total_updates, chunk)
     compiled = {}
     compile_time = 0.0
-    for n in {chunk, total_updates % chunk} - {0}:
+    for n, phase in dict.fromkeys(calls):
         tc = time.perf_counter()
-        compiled[n] = run_chunk.lower(state, hp_batch, env_params, n).compile()
+        compiled[n, phase] = run_chunk.lower(state, hp_batch, env_params, n, phase).compile()
         compile_time += time.perf_counter() - tc
 
     task = None
@@ -148,9 +163,8 @@ def train_sweep(
     metrics_chunks = []
     done_updates = 0
     t_train = time.perf_counter()
-    while done_updates < total_updates:
-        n = min(chunk, total_updates - done_updates)
-        state, metrics = compiled[n](state, hp_batch, env_params)
+    for n, phase in calls:
+        state, metrics = compiled[n, phase](state, hp_batch, env_params)
         metrics = jax.device_get(metrics)
         metrics_chunks.append(metrics)
         done_updates += n

@@ -281,8 +281,19 @@ class SAC:
         }
         return new_params, new_opt, log_alpha, info
 
-    def update(self, state: SACState, hp: SACHParams, env_params) -> tuple[SACState, dict]:
-        """One iteration: one step of every environment, then the gradient steps. Returns metrics."""
+    def warmup_iterations(self) -> int:
+        """Iterations with no gradient step: those after which the buffer still holds fewer than
+        `learning_starts` transitions, i.e. the k = 1, 2, ... with k num_envs < learning_starts."""
+        cfg = self.config
+        return max(0, -(-int(cfg.learning_starts) // int(cfg.num_envs)) - 1)
+
+    def update(self, state: SACState, hp: SACHParams, env_params, phase: str | None = None) -> tuple[SACState, dict]:
+        """One iteration: one step of every environment, then the gradient steps. Returns metrics.
+
+        `phase` (static): None decides at run time whether the buffer is full enough to learn
+        (a `lax.cond`, which under `vmap` computes the gradient steps and discards them);
+        "warmup" never learns, for a driver that knows the iteration is one of the first
+        `warmup_iterations()`: the same results, without computing discarded updates."""
         cfg = self.config
         key, k_policy, k_random, k_env, k_learn = jax.random.split(state.key, 5)
         env_steps_before = state.iteration * cfg.num_envs
@@ -314,10 +325,14 @@ class SAC:
             shapes = jax.eval_shape(learn, carry)[1]
             return carry, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
 
-        started = (env_steps_before + cfg.num_envs) >= cfg.learning_starts
-        (params, opt_state, log_alpha), learn_info = jax.lax.cond(
-            started, learn, wait, (state.params, state.opt_state, state.log_alpha)
-        )
+        carry = (state.params, state.opt_state, state.log_alpha)
+        if phase is None:
+            started = (env_steps_before + cfg.num_envs) >= cfg.learning_starts
+            (params, opt_state, log_alpha), learn_info = jax.lax.cond(started, learn, wait, carry)
+        elif phase == "warmup":
+            (params, opt_state, log_alpha), learn_info = wait(carry)
+        else:
+            raise ValueError(f"phase must be None or 'warmup', got {phase!r}")
         state = state.replace(
             params=params, opt_state=opt_state, log_alpha=log_alpha, buffer=buffer, env_state=env_state,
             obs=next_obs, episode_return=ep_ret, key=key, iteration=state.iteration + 1,
@@ -343,9 +358,68 @@ class SAC:
         states = [init_one(keys[i], jax.tree.map(lambda v: v[i], hp_batch), env_params) for i in range(n)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
-    def run(self, state: SACState, hp: SACHParams, env_params, num_iterations: int):
+    def run(self, state: SACState, hp: SACHParams, env_params, num_iterations: int, phase: str | None = None):
         """`num_iterations` iterations in one scan; metrics stacked along a leading axis."""
-        return jax.lax.scan(lambda s, _: self.update(s, hp, env_params), state, None, num_iterations)
+        return jax.lax.scan(lambda s, _: self.update(s, hp, env_params, phase), state, None, num_iterations)
+
+    def run_chunks(self, state: SACState, hp: SACHParams, env_params, num_chunks: int, warmup: int = 0,
+                   known_phase: bool = True):
+        """`num_chunks` chunks of `log_interval` iterations, one `summarize`d row each, starting
+        `warmup` iterations before learning starts (0: learning from the first iteration on).
+
+        With `known_phase`, the warm-up iterations run as `update(phase="warmup")`, so that no
+        gradient step is computed for them, and a chunk that spans the start of learning is two
+        scans whose metrics are joined before `summarize`. The results are those of deciding at
+        every iteration, to the bit (tests/test_sac.py). `warmup` must then
+        be 0, a multiple of `log_interval` (whole warm-up chunks, `num_chunks` of them), or
+        smaller than `log_interval` with `num_chunks` = 1."""
+        cfg = self.config
+        length = cfg.log_interval
+
+        def chunk(state, _, head=0):
+            parts = []
+            if head:
+                state, m = self.run(state, hp, env_params, head, "warmup")
+                parts.append(m)
+            if length - head:
+                # after the warm-up, the run-time decision as before (always "learn" by then): a program
+                # without the cond compiles to other floating-point roundings (tests/test_sac.py)
+                state, m = self.run(state, hp, env_params, length - head, None)
+                parts.append(m)
+            metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts) if len(parts) > 1 else parts[0]
+            return state, summarize(metrics)
+
+        if not known_phase:
+            return jax.lax.scan(lambda s, x: chunk(s, x), state, None, num_chunks)
+        if warmup == 0:
+            return jax.lax.scan(chunk, state, None, num_chunks)
+        if warmup == num_chunks * length:
+            def idle(state, _):
+                state, metrics = self.run(state, hp, env_params, length, "warmup")
+                return state, summarize(metrics)
+
+            return jax.lax.scan(idle, state, None, num_chunks)
+        if num_chunks == 1 and 0 < warmup < length:
+            state, row = chunk(state, None, head=warmup)
+            return state, jax.tree.map(lambda x: x[None], row)
+        raise ValueError(f"run_chunks: warmup = {warmup} does not fit {num_chunks} chunks of {length} iterations")
+
+    def chunk_plan(self, num_chunks: int) -> list[tuple[int, int]]:
+        """[(warmup, count), ...]: runs of chunks that `run_chunks` can take in one call each, in
+        order: whole warm-up chunks, the chunk in which learning starts, then learning chunks."""
+        length, w = self.config.log_interval, self.warmup_iterations()
+        idle = min(w // length, num_chunks)
+        plan = [(idle * length, idle)] if idle else []
+        rest = num_chunks - idle
+        head = w - idle * length
+        # a chunk whose learning part would be one iteration runs whole, deciding per iteration:
+        # XLA compiles a scan of length 1 to other roundings, and the results would differ
+        if rest and head and length - head >= 2:
+            plan.append((head, 1))
+            rest -= 1
+        if rest:
+            plan.append((0, rest))
+        return plan
 
     def __call__(self, key: jax.Array, hp: SACHParams, env_params) -> tuple[SACState, dict]:
         """init + `num_chunks` chunks of `log_interval` iterations; one metrics row per chunk
@@ -353,11 +427,7 @@ class SAC:
         cfg = self.config
         state = self.init(key, hp, env_params)
 
-        def chunk(state, _):
-            state, metrics = self.run(state, hp, env_params, cfg.log_interval)
-            return state, summarize(metrics)
-
-        return jax.lax.scan(chunk, state, None, cfg.num_chunks)
+        return self.run_chunks(state, hp, env_params, cfg.num_chunks, known_phase=False)
 
 
 def make_train(config: SACConfig, env: Environment, env_params=None) -> SAC:
