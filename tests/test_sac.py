@@ -299,6 +299,7 @@ def test_adaent_with_threshold_zero_is_sac_exactly():
     assert np.all(np.isfinite(m_ada["plain_critic_loss"])) and np.all(np.isnan(m_sac["plain_critic_loss"]))
 
 
+@pytest.mark.slow  # ~9 s; AdaEnt at threshold 0 checks the same kind of identity by default
 def test_sac_with_a_plain_critic_beside_is_sac_exactly():
     """`plain_critic=True` trains the entropy-free critics (for the Q landscapes) without
     touching the actor, the soft critics or alpha: SAC's values bit for bit, and the plain
@@ -427,7 +428,12 @@ def test_hparam_errors_are_clear():
     SACHParams().check(SACConfig(auto_alpha=True))
 
 
-@pytest.mark.parametrize("learning_starts, log_interval", [(1000, 100), (250, 100), (400, 100), (0, 50)])
+@pytest.mark.parametrize("learning_starts, log_interval", [
+    (250, 50),  # a whole warm-up chunk, the chunk in which learning starts, learning chunks
+    pytest.param(1000, 100, marks=pytest.mark.slow),
+    pytest.param(400, 100, marks=pytest.mark.slow),  # one learning iteration in that chunk: decided per iteration
+    pytest.param(0, 50, marks=pytest.mark.slow),
+])
 def test_the_warm_up_runs_without_gradient_steps_and_changes_nothing(learning_starts, log_interval):
     """The driver's plan (whole warm-up chunks with no gradient step computed, the chunk in which
     learning starts split in two scans, then learning chunks) gives the same agents and the same
@@ -435,7 +441,7 @@ def test_the_warm_up_runs_without_gradient_steps_and_changes_nothing(learning_st
     computing and discarding the updates). Two agents under jit(vmap), as `train_sweep` runs them."""
     env, params = make("probe_obs_action")
     config = SACConfig(**{**BASE, "learning_starts": learning_starts, "log_interval": log_interval,
-                          "total_timesteps": 4 * 8 * log_interval, "adaent": True})
+                          "total_timesteps": 4 * 4 * log_interval})
     trainer = make_train(config, env, params)
     assert trainer.warmup_iterations() == max(0, -(-learning_starts // 4) - 1)
     keys = jax.random.split(jax.random.key(0), 2)
