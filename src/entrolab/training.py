@@ -110,6 +110,7 @@ def train_sweep(
     num_chunks: int = 20,
     seed_offset: int = 0,
     progress: Any = None,
+    donate_state: bool = True,
 ):
     """Train len(alphas) x num_seeds agents in one program; returns the runs table.
 
@@ -117,6 +118,9 @@ def train_sweep(
     `entrolab.agents.sac.SACConfig` with `SACHParams` (alphas = SAC's temperature, fixed or
     initial). `progress`: an optional `rich.progress.Progress` (a task is added to it).
     Seeds are shared across alphas (run (alpha, s) uses key s): paired comparisons.
+    `donate_state`: each compiled call takes over the agents' state buffers (a SAC sweep's replay
+    buffers above all) instead of keeping the old state beside the new one
+    (benchmarks/sac_memory.py measures the difference); False only to measure it.
     """
     import pandas as pd
 
@@ -145,7 +149,8 @@ def train_sweep(
     trainer = learner.trainer
     total_updates = learner.num_units
     chunk = max(1, math.ceil(total_updates / max(1, num_chunks)))
-    run_chunk = jax.jit(jax.vmap(learner.run_units, in_axes=(0, 0, None, None, None)), static_argnums=(3, 4))
+    run_chunk = jax.jit(jax.vmap(learner.run_units, in_axes=(0, 0, None, None, None)), static_argnums=(3, 4),
+                        donate_argnums=(0,) if donate_state else ())
 
     t0 = time.perf_counter()
     state = trainer.init_batch(keys, hp_batch, env_params)  # not vmapped: see its docstring
