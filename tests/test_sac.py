@@ -462,3 +462,23 @@ def test_the_warm_up_runs_without_gradient_steps_and_changes_nothing(learning_st
         np.testing.assert_array_equal(np.asarray(rows[k]), planned[k], err_msg=k)
     if trainer.warmup_iterations() >= log_interval:  # a whole warm-up chunk logs no update
         assert np.all(np.isnan(planned["critic_loss"][:, 0]))
+
+
+def test_init_batch_is_the_stack_of_single_inits():
+    """init_batch allocates the (empty) replay buffers once, stacked; every leaf equals the stack
+    of the agents initialised one by one."""
+    env, params = make("probe_action")
+    config = SACConfig(**{**BASE, "total_timesteps": 400, "buffer_size": 64})
+    trainer = make_train(config, env, params)
+    keys = jax.random.split(jax.random.key(3), 2)
+    hp = jax.tree.map(lambda v: jnp.full((2,), v, jnp.float32), HPARAMS)
+    batch = trainer.init_batch(keys, hp, params)
+    one = jax.jit(trainer.init)
+    singles = [one(keys[i], jax.tree.map(lambda v: v[i], hp), params) for i in range(2)]
+    expected = jax.tree.map(lambda *xs: jnp.stack(xs), *singles)
+    assert jax.tree.structure(batch) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(batch), jax.tree.leaves(expected)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -352,11 +352,19 @@ class SAC:
 
         Agents are initialised one at a time by a jitted `init` and then stacked,
         which gives the same values as `jax.vmap(init)`: a vmapped orthogonal
-        initialiser deadlocked on a 2-core CPU (see `PPO.init_batch`)."""
-        init_one = jax.jit(self.init)
+        initialiser deadlocked on a 2-core CPU (see `PPO.init_batch`). The empty replay buffers
+        are allocated once for all agents, not per agent then stacked (benchmarks/sac_memory.py)."""
+        # the replay buffers are empty (zeros) at init: they are left out of the per-agent states and
+        # allocated once, stacked, so that no buffer exists twice (the peak of a sweep's memory)
+        init_one = jax.jit(lambda k, hp, p: self.init(k, hp, p).replace(buffer=None))
         n = int(keys.shape[0])
         states = [init_one(keys[i], jax.tree.map(lambda v: v[i], hp_batch), env_params) for i in range(n)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        cfg = self.config
+        template = jax.eval_shape(lambda: ReplayBuffer.create(cfg.buffer_size, self.policy.obs_dim,
+                                                              self.policy.action_dim, states[0].obs.dtype))
+        buffer = jax.tree.map(lambda s: jnp.zeros((n, *s.shape), s.dtype), template)
+        return stacked.replace(buffer=buffer)
 
     def run(self, state: SACState, hp: SACHParams, env_params, num_iterations: int, phase: str | None = None):
         """`num_iterations` iterations in one scan; metrics stacked along a leading axis."""
