@@ -312,7 +312,8 @@ def test_thrust_and_torques_reach_what_rotor_speeds_do(key):
     it = iter(range(80))
     realistic = _episode("quadrotor_realistic", lambda obs: speeds[next(it) % 40] / 5.0 - 1.0, key, 40)
     it = iter(range(80))
-    to_inputs = _normalised(lambda w: np.asarray(rotor_inputs(jnp.asarray(w), make("quadrotor")[1])), "quadrotor")
+    params = make("quadrotor")[1]
+    to_inputs = _normalised(lambda w: np.asarray(rotor_inputs(jnp.asarray(w), params)), "quadrotor")
     simplified = _episode("quadrotor", lambda obs: to_inputs(speeds[next(it) % 40]), key, 40)
     np.testing.assert_allclose(simplified[2], realistic[2], rtol=1e-4, atol=1e-4)
 

@@ -82,19 +82,16 @@ class _Learner:
         self.plan = trainer.chunk_plan
 
     def calls(self, total: int, per_call: int) -> list[tuple[int, Any]]:
-        """[(units, phase), ...] covering `total` units, at most `per_call` units per call."""
+        """[(units, phase), ...] covering `total` units, at most `per_call` units per call. A run of
+        whole warm-up chunks is split into calls that each start with all their iterations in
+        warm-up; the others keep their phase (None, 0, or the one chunk in which learning starts)."""
         out = []
         for phase, count in self.plan(total):
-            while count:
-                n = min(per_call, count)
-                if phase is None or phase == 0:
-                    out.append((n, phase))
-                elif count == 1 and phase < self.trainer.config.log_interval:
-                    out.append((1, phase))  # the chunk in which learning starts
-                else:
-                    out.append((n, n * self.trainer.config.log_interval))  # whole warm-up chunks
-                    phase -= n * self.trainer.config.log_interval
-                count -= n
+            length = self.trainer.config.log_interval if phase else 0
+            idle = bool(phase) and phase == count * length
+            for start in range(0, count, per_call):
+                n = min(per_call, count - start)
+                out.append((n, n * length if idle else phase))
         return out
 
 

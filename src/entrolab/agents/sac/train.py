@@ -397,9 +397,7 @@ class SAC:
             metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts) if len(parts) > 1 else parts[0]
             return state, summarize(metrics)
 
-        if not known_phase:
-            return jax.lax.scan(lambda s, x: chunk(s, x), state, None, num_chunks)
-        if warmup == 0:
+        if not known_phase or warmup == 0:
             return jax.lax.scan(chunk, state, None, num_chunks)
         if warmup == num_chunks * length:
             def idle(state, _):
