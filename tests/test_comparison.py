@@ -57,6 +57,22 @@ def test_a_task_can_set_a_method_option_for_itself():
     assert float(load_config(TINY).build("sac-adaent", "obstacle")[1].adaent_threshold) == 0.9
 
 
+def test_memory_only_options_leave_the_fingerprints_alone_and_others_change_them():
+    """`adaent_chunk` changes memory, not results: resuming with a new chunk retrains nothing;
+    a real option (K) retrains exactly that method's units."""
+    from entrolab.studies.comparison.units import plan
+
+    def prints(edit):
+        data = _data()
+        edit(data)
+        return {u.id: u.fingerprint for u in plan(parse_config(data, "tiny"))}
+
+    base = prints(lambda d: None)
+    assert prints(lambda d: d["methods"]["sac-adaent"]["options"].update(adaent_chunk=3)) == base
+    changed = prints(lambda d: d["methods"]["sac-adaent"]["options"].update(adaent_num_actions=7))
+    assert {k for k in base if changed[k] != base[k]} == {k for k in base if "/sac-adaent" in k}
+
+
 def test_the_config_builds_each_algorithm():
     config = load_config(TINY)
     assert isinstance(config, ComparisonConfig)

@@ -299,6 +299,26 @@ def test_adaent_with_threshold_zero_is_sac_exactly():
     assert np.all(np.isfinite(m_ada["plain_critic_loss"])) and np.all(np.isnan(m_sac["plain_critic_loss"]))
 
 
+@pytest.mark.parametrize("chunk", [1, 5, 16])
+def test_adaent_chunked_evaluation_gives_the_unchunked_similarities(chunk):
+    """`adaent_chunk` passes over the K sampled actions a few at a time (memory): the
+    similarities and switches are the all-at-once ones (K = 16; chunk 5 leaves a remainder)."""
+    env, params = make("probe_obs_reward")
+    cfg = dict(BASE, total_timesteps=4096, adaent=True)
+    whole = make_train(SACConfig(**cfg), env, params)
+    parts = make_train(SACConfig(**cfg, adaent_chunk=chunk), env, params)
+    state = whole.init(jax.random.key(3), _f32(HPARAMS), params)
+    p = state.params
+    plain = whole.critic.init(jax.random.key(4), whole.policy.obs_dim, whole.policy.action_dim)
+    obs = jax.random.normal(jax.random.key(5), (64, whole.policy.obs_dim))
+    args = (p["actor"], p["critic"], plain, obs, jax.random.key(6), 0.9)
+    s_whole, sim_whole = jax.jit(whole._adaent_switch)(*args)
+    s_parts, sim_parts = jax.jit(parts._adaent_switch)(*args)
+    np.testing.assert_allclose(np.asarray(sim_parts), np.asarray(sim_whole), rtol=1e-6, atol=1e-7)
+    assert 0.0 < float(np.mean(np.asarray(sim_whole))) < 1.0  # the two critics differ: a real comparison
+    np.testing.assert_array_equal(np.asarray(s_parts), np.asarray(s_whole))
+
+
 @pytest.mark.slow  # ~9 s; AdaEnt at threshold 0 checks the same kind of identity by default
 def test_sac_with_a_plain_critic_beside_is_sac_exactly():
     """`plain_critic=True` trains the entropy-free critics (for the Q landscapes) without
@@ -396,6 +416,7 @@ def test_plain_q_needs_adaent():
     "kwargs, message",
     [
         (dict(adaent_num_actions=1), "adaent_num_actions"),
+        (dict(adaent_chunk=0), "adaent_chunk"),
         (dict(buffer_size=2, num_envs=4), "smaller than one step"),
         (dict(batch_size=0), "batch_size must be >= 1"),
         (dict(learning_starts=-1), "learning_starts must be >= 0"),

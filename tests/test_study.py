@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
-from entrolab.studies.robustness.schema import TABLES
+from entrolab.studies.robustness.schema import TABLES, policy_rates
 from entrolab.study.config import StudyConfigError, load_config, parse_config
 from entrolab.study.registry import Registry
 from entrolab.study.runner import run_study
@@ -161,7 +162,30 @@ def test_a_finished_study_has_tidy_tables(uninterrupted):
     assert (tables["complexity"]["fisher_log_std_part"] == 2 * 3).all()
     assert len(tables["fisher_states"]) == n_pol * config.measures.fisher_states
     corr = tables["correlations"]
-    assert {"overall", "granulated"} <= set(corr["scope"])
+    assert {"overall", "stratified"} <= set(corr["scope"])
+    # Jiang's psi_alpha: across alpha with the seed fixed, checked cell by cell with scipy for one measure
+    gran = tables["granulated"]
+    assert {"alpha", "seed", "Psi"} <= set(gran["scope"])
+    g = gran[(gran["measure"] == "spectral_product") & (gran["scope"] == "alpha")].iloc[0]
+    rates = policy_rates(risk)
+    rates = rates[(rates["family"] == g["family"]) & np.isclose(rates["value"], g["value"])
+                  & (rates["mode"] == g["mode"])]
+    df = rates.merge(tables["complexity"][["variant", "run_id", "spectral_product"]], on=["variant", "run_id"])
+    taus = [scipy.stats.kendalltau(c["spectral_product"], c["excess_risk_rate"]).statistic
+            for _, c in df.groupby(["variant", "seed"] if df["variant"].nunique() > 1 else "seed")]
+    taus = [t for t in taus if np.isfinite(t)]
+    assert g["num_cells"] == len(taus) and g["psi"] == pytest.approx(np.mean(taus))
+    # seed-level uncertainty: the per-alpha rate is the mean of the seeds' rates, inside its interval
+    ar = tables["alpha_rates"]
+    all_rates = policy_rates(risk)
+    for _, r in ar.iterrows():
+        seeds = all_rates[(all_rates["variant"] == r["variant"]) & (all_rates["family"] == r["family"])
+                          & np.isclose(all_rates["value"], r["value"]) & (all_rates["mode"] == r["mode"])
+                          & (all_rates["alpha"] == r["alpha"])]["excess_risk_rate"]
+        assert r["num_seeds"] == len(seeds) and r["rate"] == pytest.approx(seeds.mean())
+        assert r["seed_min"] <= r["seed_median"] <= r["seed_max"] and r["rate_low"] <= r["rate_high"]
+    assert len(tables["trends"]) == len(ar) // ar["alpha"].nunique()
+    assert tables["trends"]["kendall_tau"].between(-1, 1).all()
     # DuckDB-style consumers read the files directly: plain parquet, no pandas index
     assert "__index_level_0__" not in pd.read_parquet(out / "tables" / "returns.parquet").columns
 

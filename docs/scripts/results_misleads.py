@@ -1,4 +1,4 @@
-"""Numbers and figures of docs/results.md (issue 5) from a finished comparison study.
+"""Numbers and figures of docs/results.md (issues 5 and 10) from a finished comparison study.
 
     .venv/bin/python docs/scripts/results_misleads.py runs/misleads
 
@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_study import archive  # noqa: E402
 KEEP = ["runs", "curves", "summary", "improvement", "equal_budget", "landscape_slices"]
 FIGURES = ["final_returns", "curves", "adaent_switch", "entropy", "landscape_map_obstacle2d_sac",
-           "landscape_map_quadrotor_sac", "landscape_map_quadrotor_realistic_sac", "landscape_pendulum_sac",
-           "landscape_obstacle2d_sac"]
+           "landscape_map_quadrotor_realistic_sac", "landscape_map_vehicle_authors_sac", "landscape_pendulum_sac",
+           "landscape_acrobot_sac", "landscape_obstacle2d_sac"]
 
 
 def main(study_dir: str) -> None:

@@ -63,7 +63,7 @@ def main(dirs: list[str]) -> None:
         print("\ncomplexity, median over seeds\n" + c.round(3).to_string())
         top = float(r["value"].max())
         h = corr[(corr["family"] == "obs_noise") & (corr["mode"] == "deterministic") & (corr["value"] == top)
-                 & corr["scope"].isin(["overall", "granulated"])]
+                 & corr["scope"].isin(["overall", "stratified"])]
         h = h.pivot_table(index="measure", columns="scope", values=["kendall_tau", "kendall_tau_low",
                                                                     "kendall_tau_high"])
         print(f"\nKendall tau with the excess-risk rate at sigma = {top:g}\n" + h.round(2).to_string())

@@ -208,7 +208,7 @@ def rank_correlations(
 WEIGHTINGS = ("uniform", "pairs")
 
 
-def granulated_correlations(
+def stratified_correlations(
     df,
     measure_col: str | Sequence[str],
     target_col: str,
@@ -218,19 +218,20 @@ def granulated_correlations(
     confidence: float = 0.95,
     rng: RngLike = 0,
 ):
-    """Rank correlations of measure(s) with a target, overall and within groups.
+    """Rank correlations of measure(s) with a target, overall and within groups (stratified).
 
-    After Jiang et al. (2020), "Fantastic generalization measures and where to
-    find them", whose granulated coefficient averages Kendall's tau over the
-    cells in which all hyperparameters but one are held fixed: here a cell is
-    a group of rows with equal `group_col` value(s), and the coefficient within
-    the cell measures whether the measure ranks runs correctly when the group
-    variable cannot do the work. A measure can correlate with the target
-    overall only through the group variable (both move with alpha) and
-    not at all, or negatively, within groups: the overall and the granulated
-    coefficients differ then (Simpson's paradox).
+    A group is a set of rows with equal `group_col` value(s) (e.g. one alpha: its seeds). The
+    coefficient within a group measures whether the measure ranks runs correctly when the group
+    variable cannot do the work. A measure can correlate with the target overall only through
+    the group variable (both move with alpha) and not at all, or negatively, within groups: the
+    overall and the stratified coefficients differ then (Simpson's paradox).
 
-    Granulated coefficient: psi = sum_g w_g tau_g / sum_g w_g over the groups g
+    This is *not* Jiang et al.'s (2020) granulated coefficient, whose cells hold every
+    hyperparameter but one fixed and let that one vary: with groups = alpha, the cells here let
+    only the seed vary, so the result is Jiang's psi for the seed axis alone.
+    `granulated_kendall` computes theirs.
+
+    Stratified coefficient: psi = sum_g w_g tau_g / sum_g w_g over the groups g
     whose tau_g is defined (>= 2 finite pairs, neither variable constant), with
     w_g = 1 ("uniform", Jiang et al.'s plain mean over cells) or
     w_g = n_g (n_g - 1) / 2, the number of pairs ("pairs": every pair of runs
@@ -240,7 +241,7 @@ def granulated_correlations(
 
     Returns:
         A DataFrame with one row per measure x scope: scope "overall" (all rows),
-        "granulated" (the weighted mean over groups) and "group" (one row per
+        "stratified" (the weighted mean over groups) and "group" (one row per
         group, its value in `group_value`). Columns: measure, target, scope,
         group_col, group_value, n (pairs used), num_groups (groups averaged; for
         a group row 1, or 0 where its coefficient is undefined),
@@ -296,7 +297,7 @@ def granulated_correlations(
             n_used += x.size
             rows.append(row)
 
-        gran = {**base, "scope": "granulated", "group_value": None, "n": n_used, "num_groups": len(weights)}
+        gran = {**base, "scope": "stratified", "group_value": None, "n": n_used, "num_groups": len(weights)}
         if weights:
             w = np.asarray(weights)
             for name in ("kendall_tau", "spearman_rho"):
@@ -313,6 +314,190 @@ def granulated_correlations(
                "kendall_tau", "kendall_tau_low", "kendall_tau_high", "kendall_p",
                "spearman_rho", "spearman_rho_low", "spearman_rho_high", "spearman_p"]
     out = pd.DataFrame(rows).reindex(columns=columns)
-    scope_order = {"overall": 0, "granulated": 1, "group": 2}
+    scope_order = {"overall": 0, "stratified": 1, "group": 2}
     out = out.assign(_s=out["scope"].map(scope_order), _m=out["measure"].map(measures.index))
     return out.sort_values(["_m", "_s"], kind="stable").drop(columns=["_s", "_m"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# Jiang et al.'s granulated coefficient
+# ---------------------------------------------------------------------------
+def _kendall_tau_b_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b along the last axis, vectorised over leading axes, pairs with a non-finite
+    x or y left out (a missing run); NaN where fewer than 2 pairs remain or a variable is constant."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
+    n = x.shape[-1]
+    iu, ju = np.triu_indices(n, k=1)
+    both = ok[..., iu] & ok[..., ju]
+    s = np.sign(x[..., iu] - x[..., ju]) * both
+    t = np.sign(y[..., iu] - y[..., ju]) * both
+    denom = np.sqrt(np.abs(s).sum(-1) * np.abs(t).sum(-1))
+    num = (s * t).sum(-1)
+    return np.divide(num, denom, out=np.full(num.shape, np.nan), where=denom > 0)
+
+
+def _nanmean_last(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the non-NaN entries; NaN where there is none (no warning)."""
+    defined = ~np.isnan(x)
+    count = defined.sum(-1)
+    total = np.where(defined, x, 0.0).sum(-1)
+    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
+
+
+def _psi(grid_x: np.ndarray, grid_y: np.ndarray, axis: int, lead: int = 0) -> np.ndarray:
+    """psi along one grid axis: the mean tau over the cells (every other axis fixed) where it is
+    defined. The first `lead` axes of the grids are kept (bootstrap replicates)."""
+    taus = _kendall_tau_b_nan(np.moveaxis(grid_x, axis, -1), np.moveaxis(grid_y, axis, -1))
+    return _nanmean_last(taus.reshape(*taus.shape[:lead], -1))
+
+
+def granulated_kendall(
+    table,
+    measure: str,
+    target: str,
+    axes: Sequence[str],
+    cluster: str | None = None,
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    rng: RngLike = 0,
+):
+    """Jiang et al.'s (2020) granulated Kendall coefficient of `measure` with `target`.
+
+    The runs of `table` form a grid over `axes` (one row per combination; combinations that are
+    missing, or whose measure or target is not finite, are left out of the cells they belong
+    to). For axis i, a *cell* holds every other axis fixed and lets axis i vary; ψ_i is the mean of
+    Kendall's tau-b over the cells where it is defined (at least 2 runs, neither variable
+    constant), and Ψ is the mean of the ψ_i ("Fantastic generalization measures and where to find
+    them", eq. 4-5). With axes (alpha, seed), ψ_alpha asks whether the measure ranks the runs of
+    one seed across alpha, and ψ_seed whether it ranks the runs of one alpha across seeds (the
+    within-alpha, stratified coefficient).
+
+    Intervals: percentile bootstrap over the levels of `cluster` (default: "seed" when it is an
+    axis, else the last axis), drawn with replacement and relabelled, so that a level drawn twice
+    forms two cells; every ψ and Ψ of one resample comes from the same draw.
+
+    Returns:
+        A DataFrame with one row per axis (`scope` = the axis) and a row `scope` = "Psi": measure,
+        target, scope, num_cells (cells with a defined tau), psi, psi_low, psi_high.
+    """
+    import pandas as pd
+
+    _check_resampling(num_resamples, confidence)
+    axes = list(axes)
+    if not axes:
+        raise ValueError("granulated_kendall needs at least one axis")
+    missing = sorted(set(axes + [measure, target]) - set(table.columns))
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; columns: {list(table.columns)}")
+    if table.duplicated(axes).any():
+        raise ValueError(f"rows are not unique over the axes {axes}: one run per combination is expected")
+    cluster = cluster or ("seed" if "seed" in axes else axes[-1])
+    if cluster not in axes:
+        raise ValueError(f"cluster {cluster!r} must be one of the axes {axes}")
+    levels = [np.sort(table[a].unique()) for a in axes]
+    shape = tuple(len(v) for v in levels)
+    index = tuple(np.searchsorted(v, table[a].to_numpy()) for v, a in zip(levels, axes))
+    grid_x, grid_y = np.full(shape, np.nan), np.full(shape, np.nan)
+    grid_x[index] = table[measure].to_numpy(dtype=float)
+    grid_y[index] = table[target].to_numpy(dtype=float)
+
+    def cells(a: int) -> int:
+        taus = _kendall_tau_b_nan(np.moveaxis(grid_x, a, -1), np.moveaxis(grid_y, a, -1))
+        return int(np.sum(~np.isnan(taus)))
+
+    point = np.array([_psi(grid_x, grid_y, a) for a in range(len(axes))])
+    c = axes.index(cluster)
+    draw = bootstrap_indices(shape[c], num_resamples, rng)  # (B, levels of the cluster axis)
+    rep_x = np.moveaxis(np.take(grid_x, draw, axis=c), c, 0)  # (B, ...grid with the cluster resampled)
+    rep_y = np.moveaxis(np.take(grid_y, draw, axis=c), c, 0)
+    reps = np.stack([_psi(rep_x, rep_y, a + 1, lead=1) for a in range(len(axes))])  # (axes, B)
+    rows = []
+    for a, name in enumerate(axes):
+        low, high = percentile_interval(reps[a], confidence)
+        rows.append({"measure": measure, "target": target, "scope": name, "num_cells": cells(a),
+                     "psi": float(point[a]), "psi_low": float(low), "psi_high": float(high)})
+    low, high = percentile_interval(_nanmean_last(reps.T), confidence)
+    rows.append({"measure": measure, "target": target, "scope": "Psi", "num_cells": sum(r["num_cells"] for r in rows),
+                 "psi": float(_nanmean_last(point)),
+                 "psi_low": float(low), "psi_high": float(high)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------
+# Seed-level uncertainty: the hierarchical bootstrap and a trend test
+# ---------------------------------------------------------------------------
+def hierarchical_bootstrap(
+    data: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    rng: RngLike = 0,
+) -> ConfidenceInterval:
+    """Two-level percentile bootstrap: clusters (seeds) with replacement, then items (episodes)
+    with replacement within each drawn cluster.
+
+    Args:
+        data: shape (clusters, items, ...): e.g. (seeds, episodes, 2) for paired reference and
+            perturbed returns; every cluster has the same number of items (NaN-free).
+        statistic: maps an array of shape (..., clusters, items, ...) to shape (...): it reduces
+            the cluster and item axes (and any trailing ones), so all B resamples go through one
+            call, and the estimate is `statistic(data)`.
+    Returns:
+        ConfidenceInterval(estimate, low, high). Resampling the clusters carries the
+        between-seed spread into the interval, which a bootstrap over pooled items misses
+        (tests/test_stats.py checks the coverage on a simulated two-level model).
+    """
+    _check_resampling(num_resamples, confidence)
+    data = np.asarray(data, dtype=float)
+    if data.ndim < 2 or data.shape[0] < 1 or data.shape[1] < 1:
+        raise ValueError(f"data must have shape (clusters, items, ...), got {data.shape}")
+    gen = as_generator(rng)
+    s, n = data.shape[:2]
+    clusters = gen.integers(0, s, size=(int(num_resamples), s))
+    items = gen.integers(0, n, size=(int(num_resamples), s, n))
+    replicates = np.asarray(statistic(data[clusters[..., None], items]), dtype=float)
+    low, high = percentile_interval(replicates, confidence)
+    return ConfidenceInterval(float(statistic(data)), float(low), float(high))
+
+
+def kendall_trend(
+    table,
+    x: str,
+    y: str,
+    cluster: str = "seed",
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    rng: RngLike = 0,
+) -> dict[str, float]:
+    """Kendall's tau-b between a varied factor `x` (e.g. alpha) and a per-run value `y` (e.g. a
+    seed's excess-risk rate), with a percentile interval from resampling whole clusters (every
+    run of a drawn seed comes along: seeds are shared across alpha, so their runs are not
+    independent). Rows with a non-finite x or y are left out.
+
+    Returns:
+        {"n", "num_clusters", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "kendall_p"}
+        (p: scipy's, which assumes independent pairs; the interval does not).
+    """
+    _check_resampling(num_resamples, confidence)
+    missing = sorted({x, y, cluster} - set(table.columns))
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; columns: {list(table.columns)}")
+    df = table[np.isfinite(table[x].to_numpy(float)) & np.isfinite(table[y].to_numpy(float))]
+    if len(df) < 3:
+        raise ValueError(f"a trend needs at least 3 finite rows, got {len(df)}")
+    labels, codes = np.unique(df[cluster].to_numpy(), return_inverse=True)
+    xs, ys = df[x].to_numpy(float), df[y].to_numpy(float)
+    members = [np.flatnonzero(codes == c) for c in range(labels.size)]
+    sizes = {m.size for m in members}
+    point = _scipy_correlations(xs, ys)
+    draw = bootstrap_indices(labels.size, num_resamples, rng)
+    if len(sizes) == 1:  # every cluster has the same runs: one vectorised call
+        rows = np.stack(members)[draw].reshape(int(num_resamples), -1)
+        reps = kendall_tau_b(xs[rows], ys[rows])
+    else:
+        reps = np.array([kendall_tau_b(xs[np.concatenate([members[c] for c in d])],
+                                       ys[np.concatenate([members[c] for c in d])]) for d in draw])
+    low, high = percentile_interval(reps, confidence)
+    return {"n": int(len(df)), "num_clusters": int(labels.size), "kendall_tau": point["kendall_tau"],
+            "kendall_tau_low": float(low), "kendall_tau_high": float(high), "kendall_p": point["kendall_p"]}

@@ -85,7 +85,14 @@ class SACConfig:
     adaent_num_actions: int = field(
         default=100, metadata={"help": "AdaEnt: K actions per state for the soft/plain similarity (K >= 2)"}
     )
+    adaent_chunk: int | None = field(
+        default=None,
+        metadata={"help": "AdaEnt: actions per pass over the critics (memory only; None: all K in one pass)"},
+    )
     log_interval: int = field(default=1000, metadata={"help": "iterations per logged row of `SAC.__call__`"})
+
+    # fields that change memory or speed but no result: left out of a study unit's fingerprint
+    MEMORY_ONLY = ("adaent_chunk",)
 
     def __post_init__(self):
         for name in ("num_envs", "total_timesteps", "buffer_size", "batch_size", "updates_per_step", "log_interval"):
@@ -102,6 +109,8 @@ class SACConfig:
                 f"adaent_num_actions (K) must be >= 2 (a similarity of Q over one action is undefined), "
                 f"got {self.adaent_num_actions}"
             )
+        if self.adaent_chunk is not None and int(self.adaent_chunk) < 1:
+            raise ValueError(f"adaent_chunk must be >= 1 or None, got {self.adaent_chunk}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         for name in ("hidden_sizes", "critic_hidden_sizes"):

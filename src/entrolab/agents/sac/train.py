@@ -186,10 +186,18 @@ class SAC:
         K = self.config.adaent_num_actions
         noise = jax.random.normal(key, (K, *mean.shape), mean.dtype)
         actions = jnp.tanh(mean + jnp.exp(log_std) * noise)  # (K, B, m)
-        obs_k = jnp.broadcast_to(obs, (K, *obs.shape))
-        q_soft = self.critic.min(critic, obs_k, actions).T  # (B, K)
-        q_plain = self.critic.min(plain_critic, obs_k, actions).T
-        return adaent_switch(q_soft, q_plain, threshold)
+        chunk = self.config.adaent_chunk
+        if chunk is None or chunk >= K:
+            obs_k = jnp.broadcast_to(obs, (K, *obs.shape))
+            q_soft = self.critic.min(critic, obs_k, actions)  # (K, B)
+            q_plain = self.critic.min(plain_critic, obs_k, actions)
+        else:  # `chunk` actions per pass: the critics' activations for K x B pairs never coexist
+
+            def both(a):
+                return self.critic.min(critic, obs, a), self.critic.min(plain_critic, obs, a)
+
+            q_soft, q_plain = jax.lax.map(both, actions, batch_size=chunk)
+        return adaent_switch(q_soft.T, q_plain.T, threshold)
 
     def _gradient_step(self, params, opt_state, log_alpha, buffer: ReplayBuffer, key, hp: SACHParams):
         cfg = self.config

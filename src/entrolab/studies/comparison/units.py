@@ -33,15 +33,18 @@ def plan(config: ComparisonConfig) -> list[Unit]:
 
     A training unit's fingerprint hashes the algorithm's resolved config and hyperparameters
     (every option, defaults and task defaults included), so a change of entrolab's defaults
-    retrains exactly the runs it changes."""
+    retrains exactly the runs it changes. Options that change memory but no result (the
+    config's ``MEMORY_ONLY``) are left out: changing them retrains nothing."""
     c = json.loads(config.model_dump_json())
     units = []
     for tname, task in c["tasks"].items():
         for mname, spec in c["methods"].items():
             train_id = f"train/{tname}/{mname}"
             algo_config, hparams = config.build(mname, tname)
+            resolved = {k: v for k, v in dataclasses.asdict(algo_config).items()
+                        if k not in getattr(algo_config, "MEMORY_ONLY", ())}
             fp = fingerprint(task["env"], task["env_options"], spec["algo"], spec["alpha"],
-                             dataclasses.asdict(algo_config), dataclasses.asdict(hparams),
+                             resolved, dataclasses.asdict(hparams),
                              c["seeds"], c["seed_offset"], c["eval_episodes"], c["chunks"])
             units.append(Unit(train_id, "train", {"task": tname, "method": mname}, (), fp))
             if config.learns_plain_q(mname):

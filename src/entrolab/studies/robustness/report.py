@@ -540,36 +540,97 @@ def _curves_section(curves: pd.DataFrame, palette: Palette, fig_dir: Path) -> Se
     return section
 
 
+def _trend_section(alpha_rates: pd.DataFrame, trends: pd.DataFrame | None, risk: pd.DataFrame, target: Target,
+                   palette: Palette, fig_dir: Path) -> Section:
+    """The alpha trend of the headline target with seed-level uncertainty (issue 11)."""
+    section = Section("Does alpha change robustness? The trend over seeds")
+    sub = _target_correlations(alpha_rates, target)
+    if sub.empty:
+        section.note(f"no per-alpha rates for {target.label()}.")
+        return section
+    seeds = _target_correlations(policy_rates(risk), target)
+    section.blocks.append(
+        f"Target: {target.label()}. Rate: the excess-risk rate averaged over seeds (and initial distributions), "
+        "with a 95% hierarchical bootstrap interval (seeds with replacement, then episodes within each seed), "
+        "so the interval carries the spread between seeds, not only episode noise. Trend: Kendall's tau "
+        "between alpha and the policies' rates, its interval from resampling whole seeds; an interval that "
+        "covers 0 means no trend is shown.")
+    rows = []
+    for variant in palette.variants:
+        for _, r in sub[sub["variant"] == variant].sort_values("alpha").iterrows():
+            rows.append(((variant,) if palette.multi else ()) + (
+                fmt(r["alpha"]), str(int(r["num_seeds"])), fmt_ci(r["rate"], r["rate_low"], r["rate_high"]),
+                f"{fmt(r['seed_min'])} / {fmt(r['seed_median'])} / {fmt(r['seed_max'])}"))
+    section.blocks.append(Table((("variant",) if palette.multi else ()) + (
+        "alpha", "seeds", "rate [95% CI, hierarchical]", "seeds: min / median / max"), tuple(rows)))
+    tr = _target_correlations(trends, target) if trends is not None else pd.DataFrame()
+    if not tr.empty:
+        section.blocks.append(Table(("variant", "n", "Kendall tau(alpha, rate) [95% CI over seeds]", "p"), tuple(
+            (str(r["variant"]), str(int(r["n"])), fmt_ci(r["kendall_tau"], r["kendall_tau_low"], r["kendall_tau_high"]),
+             fmt(r["kendall_p"], 3)) for _, r in tr.iterrows())))
+    fig, axes = panels(len(palette.variants), ncols=3)
+    rng = np.random.default_rng(0)
+    for ax, variant in zip(axes, palette.variants):
+        v = sub[sub["variant"] == variant].sort_values("alpha")
+        for i, alpha in enumerate(palette.alphas):
+            row = v[np.isclose(v["alpha"], alpha)]
+            pts = seeds[(seeds["variant"] == variant) & np.isclose(seeds["alpha"], alpha)]["excess_risk_rate"]
+            pts = _finite(pts)
+            ax.scatter(i + jitter(pts.size, rng, 0.12), pts, s=10, color=palette.alpha_color(alpha), alpha=0.6,
+                       zorder=2)
+            if len(row):
+                r = row.iloc[0]
+                ax.errorbar([i + 0.25], [r["rate"]], yerr=[[r["rate"] - r["rate_low"]], [r["rate_high"] - r["rate"]]],
+                            fmt="o", color="k", ms=4, capsize=3, zorder=3)
+        palette.alpha_ticks(ax)
+        ax.set_ylabel("excess-risk rate")
+        ax.set_title(variant if palette.multi else target.label(), fontsize=8)
+    fig.suptitle("Dots: seeds; black: mean over seeds with 95% hierarchical bootstrap interval", fontsize=9)
+    name = save(fig, fig_dir / "alpha_trend.png")
+    section.blocks.append(Figure(name, "Excess-risk rate per alpha: every seed, and the mean with its interval."))
+    return section
+
+
 def _corr_cell(row, stat: str) -> str:
     return fmt_ci(row[stat], row[f"{stat}_low"], row[f"{stat}_high"])
 
 
-def _correlation_section(corr: pd.DataFrame, target: Target | None) -> Section:
+def _correlation_section(corr: pd.DataFrame, target: Target | None, granulated: pd.DataFrame | None = None) -> Section:
     section = Section("Rank correlations of complexity with the excess-risk rate")
     if corr.empty:
         section.note("no correlations: the table is missing or empty (it needs 3 policies per target).")
         return section
     if target is not None:
         sub = _target_correlations(corr, target)
+        gran = _target_correlations(granulated, target) if granulated is not None else pd.DataFrame()
         rows = []
         for measure in [m for m in MEASURES if m in set(sub["measure"])] + \
                 sorted(set(sub["measure"]) - set(MEASURES)):
             ms = sub[sub["measure"] == measure]
             ov = ms[ms["scope"] == "overall"]
-            gr = ms[ms["scope"] == "granulated"]
+            st = ms[ms["scope"] == "stratified"]
+            psi = {}
+            if not gran.empty:
+                for _, r in gran[gran["measure"] == measure].iterrows():
+                    psi[r["scope"]] = fmt_ci(r["psi"], r["psi_low"], r["psi_high"])
             rows.append((
                 measure,
                 str(int(ov["n"].iloc[0])) if len(ov) else "n/a",
                 _corr_cell(ov.iloc[0], "kendall_tau") if len(ov) else "n/a",
-                _corr_cell(gr.iloc[0], "kendall_tau") if len(gr) else "n/a",
+                _corr_cell(st.iloc[0], "kendall_tau") if len(st) else "n/a",
+                psi.get("alpha", "n/a"),
+                psi.get("Psi", "n/a"),
                 _corr_cell(ov.iloc[0], "spearman_rho") if len(ov) else "n/a",
             ))
         section.blocks.append(
-            f"Headline target: {target.label()}. Overall: all policies; granulated: the weighted mean of the "
-            "within-alpha correlations (does the measure predict robustness at a fixed alpha?). "
-            "Intervals: 95% bootstrap over policies.")
+            f"Headline target: {target.label()}. Overall: all policies. Within alpha: the mean of the "
+            "correlations among the seeds of one alpha (and variant): does the measure rank policies at a "
+            "fixed alpha? psi_alpha (Jiang et al. 2020): the mean correlation across alpha with the seed "
+            "(and variant) fixed; Psi: the mean of psi over the varied axes (variant, alpha, seed). "
+            "Intervals: 95% bootstrap over policies (overall, within alpha) or over seeds (psi, Psi).")
         section.blocks.append(Table(("measure", "n", "Kendall tau overall [95% CI]",
-                                     "Kendall tau granulated [95% CI]", "Spearman rho overall [95% CI]"),
+                                     "Kendall tau within alpha [95% CI]", "psi_alpha [95% CI]", "Psi [95% CI]",
+                                     "Spearman rho overall [95% CI]"),
                                     tuple(rows)))
     full_rows = tuple(
         (str(r["family"]), fmt(r["value"]), str(r["mode"]), str(r["measure"]), str(r["scope"]),
@@ -579,7 +640,8 @@ def _correlation_section(corr: pd.DataFrame, target: Target | None) -> Section:
     full = Table(("family", "value", "mode", "measure", "scope", "group", "n", "Kendall tau [95% CI]", "p",
                   "Spearman rho [95% CI]"), full_rows)
     section.blocks.append(Details(
-        f"All correlations ({len(full_rows)} rows: every target, scopes overall, granulated and per alpha)", full,
+        f"All correlations ({len(full_rows)} rows: every target, scopes overall, within alpha (stratified) "
+        "and per alpha)", full,
         "The correlations of every target and scope are in `tables/correlations.parquet` "
         "(and in the collapsible table of index.html)."))
     return section
@@ -616,6 +678,8 @@ def build_sections(config: RobustnessConfig, tables: dict[str, pd.DataFrame], fi
         sections.append(_risk_summary_section(risk, palette, num_resamples, families))
         sections.append(_risk_figures_section(risk, palette, families, fig_dir))
         target = headline_target(risk)
+    if risk is not None and target is not None and table("alpha_rates") is not None:
+        sections.append(_trend_section(tables["alpha_rates"], table("trends"), risk, target, palette, fig_dir))
     if complexity is not None:
         sections.append(_complexity_section(complexity, palette, fig_dir))
     if table("fisher_states") is not None:
@@ -623,7 +687,7 @@ def build_sections(config: RobustnessConfig, tables: dict[str, pd.DataFrame], fi
     if complexity is not None and risk is not None and target is not None:
         sections.append(_scatter_section(complexity, risk, corr if corr is not None else pd.DataFrame(), target,
                                          palette, fig_dir))
-    sections.append(_correlation_section(corr if corr is not None else pd.DataFrame(), target))
+    sections.append(_correlation_section(corr if corr is not None else pd.DataFrame(), target, table("granulated")))
     if table("curves") is not None:
         sections.append(_curves_section(tables["curves"], palette, fig_dir))
     return sections

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 TABLES = ("runs", "curves", "returns", "episodes", "excess_risk", "complexity", "fisher_states",
-          "sharpness", "correlations")
+          "sharpness", "correlations", "granulated", "alpha_rates", "trends")
 FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_obs_noise"]
 # the measures whose relation to robustness is tested (columns of complexity.parquet)
 MEASURES = [

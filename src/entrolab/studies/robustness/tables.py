@@ -14,8 +14,16 @@ pyarrow read them directly):
     fisher_states.parquet one row per policy x visited state: the Fisher trace
     sharpness.parquet     one row per policy x sigma': the drop in return
     correlations.parquet  one row per measure x target x scope: Kendall's tau and
-                          Spearman's rho with bootstrap CIs (overall, granulated by alpha,
-                          per alpha)
+                          Spearman's rho with bootstrap CIs (overall, stratified by alpha
+                          (and variant): the within-alpha mean, per alpha)
+    granulated.parquet    one row per measure x target x axis: Jiang et al.'s granulated
+                          Kendall psi per varied axis (variant, alpha, seed) and their mean Psi,
+                          with intervals from a bootstrap over seeds
+    alpha_rates.parquet   one row per variant x condition x mode x alpha: the excess-risk rate
+                          averaged over seeds, with a hierarchical bootstrap interval (seeds,
+                          then episodes), and the seeds' spread
+    trends.parquet        one row per variant x condition x mode: Kendall's tau between alpha and
+                          the policies' rates, with an interval from resampling whole seeds
 
 Everything here is a pure function of the unit outputs (and a fixed
 bootstrap seed), so rebuilding gives the same tables: an interrupted study
@@ -26,10 +34,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from entrolab.measures.robustness import excess_risk
-from entrolab.stats import granulated_correlations
+from entrolab.stats import granulated_kendall, hierarchical_bootstrap, kendall_trend, stratified_correlations
 from entrolab.study.tables import TABLES_DIR, concat_parquet, write_table
 from entrolab.studies.robustness.config import RobustnessConfig
 from entrolab.studies.robustness.schema import FACTORS, MEASURES, TABLES, policy_rates  # noqa: F401  (re-exported)
@@ -89,8 +98,11 @@ def build_tables(study_dir: str | Path, config: RobustnessConfig, num_resamples:
     complexity = complexity.sort_values(["variant", "alpha", "seed"], kind="stable").reset_index(drop=True)
 
     correlations = correlation_table(complexity, risk, num_resamples)
+    granulated = granulated_table(complexity, risk, num_resamples)
+    alpha_rates, trends = trend_tables(episodes, risk, num_resamples)
     out = dict(runs=runs, curves=curves, returns=returns, episodes=episodes, excess_risk=risk,
-               complexity=complexity, fisher_states=fisher_states, sharpness=sharp, correlations=correlations)
+               complexity=complexity, fisher_states=fisher_states, sharpness=sharp, correlations=correlations,
+               granulated=granulated, alpha_rates=alpha_rates, trends=trends)
     for name, df in out.items():
         write_table(df, tables_dir / f"{name}.parquet")
     return out
@@ -104,9 +116,9 @@ def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resample
         df = sub.merge(complexity[["variant", "run_id"] + measures], on=["variant", "run_id"])
         if len(df) < 3:
             continue
-        # granulated: alpha held fixed (and the training variant, when a study has several)
+        # stratified: alpha held fixed (and the training variant, when a study has several)
         group_col = ["variant", "alpha"] if df["variant"].nunique() > 1 else "alpha"
-        c = granulated_correlations(df, measures, "excess_risk_rate", group_col=group_col,
+        c = stratified_correlations(df, measures, "excess_risk_rate", group_col=group_col,
                                     num_resamples=num_resamples, rng=0)
         c["group_value"] = [None if v is None else str(v) for v in c["group_value"]]
         c.insert(0, "mode", mode)
@@ -115,3 +127,81 @@ def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resample
         c.insert(0, "family", family)
         frames.append(c)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def granulated_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
+    """Jiang et al.'s psi per axis (variant when a study has several, alpha, seed) and Psi, for
+    every measure and target; intervals from a bootstrap over seeds (`stats.granulated_kendall`)."""
+    rates = policy_rates(risk)
+    measures = [m for m in MEASURES if m in complexity.columns]
+    frames = []
+    for (family, param, value, mode), sub in rates.groupby(["family", "param", "value", "mode"], sort=True):
+        df = sub.merge(complexity[["variant", "run_id"] + measures], on=["variant", "run_id"])
+        if len(df) < 3:
+            continue
+        axes = (["variant"] if df["variant"].nunique() > 1 else []) + ["alpha", "seed"]
+        for measure in measures:
+            g = granulated_kendall(df, measure, "excess_risk_rate", axes, num_resamples=num_resamples, rng=0)
+            g.insert(0, "mode", mode)
+            g.insert(0, "value", value)
+            g.insert(0, "param", param)
+            g.insert(0, "family", family)
+            frames.append(g)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+CONDITION = ["variant", "family", "param", "value", "mode"]
+
+
+def _mean_rate(a: np.ndarray) -> np.ndarray:
+    """(..., seeds, episodes, inits, 2) paired (reference, condition) returns -> the rate
+    (J0 - J) / |J0| per seed and initial distribution, averaged over both (as `policy_rates`)."""
+    ref, cond = a[..., 0], a[..., 1]  # (..., seeds, episodes, inits)
+    r = (ref - cond).mean(axis=-2)  # R = the mean of the paired differences, (..., seeds, inits)
+    return (r / np.abs(ref.mean(axis=-2))).mean(axis=(-2, -1))
+
+
+def trend_tables(episodes: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seed-level uncertainty of the alpha trend (issue 11).
+
+    alpha_rates: per condition and alpha, the rate averaged over seeds (and initial
+    distributions) with a hierarchical bootstrap interval: seeds with replacement, then episodes
+    with replacement within each seed, paired across reference and condition.
+    trends: per condition, Kendall's tau between alpha and the per-policy rate with an interval
+    from resampling whole seeds (`stats.kendall_trend`)."""
+    rates = policy_rates(risk)
+    ref = risk[np.isclose(risk["value"], risk["reference_value"])][
+        ["variant", "run_id", "family", "param", "init", "mode", "value"]].rename(columns={"value": "reference_value"})
+    ref = ref.drop_duplicates()
+    ep = episodes.merge(ref, on=["variant", "run_id", "family", "param", "init", "mode"])
+    is_ref = np.isclose(ep["value"], ep["reference_value"])
+    base = ep[is_ref].drop(columns=["value"])
+    paired = ep[~is_ref].merge(base[["variant", "run_id", "family", "param", "init", "mode", "episode", "return"]],
+                               on=["variant", "run_id", "family", "param", "init", "mode", "episode"],
+                               suffixes=("", "_reference"))
+    rows = []
+    for key, sub in paired.groupby(CONDITION + ["alpha"], sort=True):
+        seeds, eps, inits = (np.unique(sub[c]) for c in ("seed", "episode", "init"))
+        grid = np.full((seeds.size, eps.size, inits.size, 2), np.nan)
+        idx = (np.searchsorted(seeds, sub["seed"]), np.searchsorted(eps, sub["episode"]),
+               np.searchsorted(inits, sub["init"]))
+        grid[idx + (0,)] = sub["return_reference"].to_numpy(float)
+        grid[idx + (1,)] = sub["return"].to_numpy(float)
+        row = dict(zip(CONDITION + ["alpha"], key))
+        if np.isnan(grid).any():  # an unequal design: no hierarchical interval (never in a planned study)
+            ci = (np.nan, np.nan, np.nan)
+        else:
+            ci = hierarchical_bootstrap(grid, _mean_rate, num_resamples=num_resamples, rng=0)
+        per_seed = rates.merge(pd.DataFrame([row]), on=CONDITION + ["alpha"])["excess_risk_rate"]
+        rows.append({**row, "num_seeds": int(seeds.size), "num_episodes": int(eps.size),
+                     "rate": ci[0], "rate_low": ci[1], "rate_high": ci[2],
+                     "seed_min": float(per_seed.min()), "seed_median": float(per_seed.median()),
+                     "seed_max": float(per_seed.max())})
+    alpha_rates = pd.DataFrame(rows)
+    trends = []
+    for key, sub in rates.groupby(CONDITION, sort=True):
+        if sub["alpha"].nunique() < 2 or len(sub) < 3:
+            continue
+        trends.append({**dict(zip(CONDITION, key)),
+                       **kendall_trend(sub, "alpha", "excess_risk_rate", "seed", num_resamples=num_resamples, rng=0)})
+    return alpha_rates, pd.DataFrame(trends)
