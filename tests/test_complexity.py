@@ -234,6 +234,26 @@ def test_fisher_trace_of_a_linear_policy_in_closed_form():
     np.testing.assert_allclose(out["mean"], expected, rtol=1e-5)
     np.testing.assert_array_equal(out["log_std"], 2.0 * LINEAR.action_dim)
     np.testing.assert_allclose(out["total"], expected + 4.0, rtol=1e-5)
+    # the parts: the sigma-free sensitivity sum_i ||grad mu_i||^2 = action_dim (||x||^2 + 1), the precision
+    # mean_i 1/sigma_i^2; with unequal sigmas "mean" weighs each output by its own precision
+    np.testing.assert_allclose(out["sensitivity"], LINEAR.action_dim * (np.sum(x**2, axis=1) + 1.0), rtol=1e-5)
+    np.testing.assert_allclose(out["precision"], np.mean(inv_var), rtol=1e-6)
+    np.testing.assert_allclose(out["mean"], out["sensitivity"] * out["precision"], rtol=1e-5)  # equal ||grad mu_i||
+    np.testing.assert_allclose(out["mean"] + out["log_std"], out["total"], rtol=1e-6)
+
+
+def test_fisher_parts_sum_to_the_trace_and_split_the_sigma_factor():
+    """One action dimension: mean part = sensitivity / sigma^2 exactly, and mean + log-std part = total;
+    halving sigma quadruples the mean part and leaves the sensitivity alone."""
+    policy = GaussianPolicy(obs_dim=3, action_dim=1, hidden_sizes=(8, 8))
+    params = random_params(policy, 4)
+    obs = observations(6, 3)
+    out = fisher_trace_jit(policy, params, obs)
+    np.testing.assert_allclose(out["mean"], out["sensitivity"] * out["precision"], rtol=1e-5)
+    np.testing.assert_allclose(out["mean"] + out["log_std"], out["total"], rtol=1e-6)
+    narrow = fisher_trace_jit(policy, {**params, "log_std": params["log_std"] - np.log(2.0)}, obs)
+    np.testing.assert_allclose(narrow["sensitivity"], out["sensitivity"], rtol=1e-6)
+    np.testing.assert_allclose(narrow["mean"], 4.0 * out["mean"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("bounding", ["clip", "tanh"])

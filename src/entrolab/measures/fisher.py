@@ -57,9 +57,15 @@ def fisher_trace(
     """Exact trace of the conditional Fisher information per state, each entry (N,).
 
     Keys:
-      "mean":    sum_i ||grad_{theta_mean} mu_i(s)||^2 / sigma_i^2  (the mean network's part);
-      "log_std": 2 * action_dim  (the log-std part; the same for every state);
-      "total":   their sum, tr F(s).
+      "mean":        sum_i ||grad_{theta_mean} mu_i(s)||^2 / sigma_i^2  (the mean network's part);
+      "log_std":     2 * action_dim  (the log-std part; the same for every state);
+      "total":       their sum, tr F(s);
+      "sensitivity": sum_i ||grad_{theta_mean} mu_i(s)||^2, the sigma-free sensitivity of the mean;
+      "precision":   mean_i 1 / sigma_i^2 (the same for every state).
+    "mean" = "sensitivity" x "precision" exactly for one action dimension (and whenever the
+    sigma_i are equal); in general "mean" weighs each output's sensitivity by its own 1 / sigma_i^2.
+    The split says whether a correlation of the trace comes from the network or from the
+    policy's final sigma, which never acts when the policy is evaluated deterministically.
 
     grad mu_i(s) is the i-th row of the Jacobian of the mean w.r.t. the
     mean-network parameters (kernels and biases), by `jax.jacrev`
@@ -75,13 +81,17 @@ def fisher_trace(
     observations = _check_observations(policy, observations)
     inv_var = jnp.exp(-2.0 * params["log_std"])
 
-    def mean_part(obs):
+    def parts(obs):
         jac = jax.jacrev(lambda net: policy.apply({**params, "mean_net": net}, obs)[0])(params["mean_net"])
-        return jnp.sum(_sum_squares_per_output(jac, policy.action_dim) * inv_var)
+        per_output = _sum_squares_per_output(jac, policy.action_dim)
+        return jnp.stack([jnp.sum(per_output * inv_var), jnp.sum(per_output)])
 
-    mean = _map(mean_part, observations, batch_size)
+    both = _map(parts, observations, batch_size)
+    mean, sensitivity = both[:, 0], both[:, 1]
     log_std = jnp.full_like(mean, 2.0 * policy.action_dim)
-    return {"mean": mean, "log_std": log_std, "total": mean + log_std}
+    precision = jnp.full_like(mean, jnp.mean(inv_var))
+    return {"mean": mean, "log_std": log_std, "total": mean + log_std, "sensitivity": sensitivity,
+            "precision": precision}
 
 
 def fisher_trace_monte_carlo(

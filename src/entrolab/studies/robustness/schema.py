@@ -15,7 +15,8 @@ FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_ob
 MEASURES = [
     "spectral_product", "frobenius_product", "frobenius_sq_sum", "dist_from_init", "path_norm",
     "lipschitz_max", "lipschitz_mean", "sharpness_sigma", "fisher_total_mean", "fisher_total_median",
-    "fisher_total_q95", "fisher_total_kurtosis", "log_std",
+    "fisher_total_q95", "fisher_total_kurtosis", "fisher_mean_mean", "fisher_sensitivity_mean",
+    "fisher_sensitivity_median", "fisher_precision", "log_std",
 ]
 
 

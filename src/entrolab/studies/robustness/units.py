@@ -203,9 +203,10 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
         obs = collect(params, k_states)
         row.update({k: float(v) for k, v in lip_fn(params, obs).items()})
         fisher = fisher_fn(params, obs)
-        for part in ("total", "mean"):
+        for part in ("total", "mean", "sensitivity"):
             row.update({f"fisher_{part}_{k}": float(v) for k, v in summarize(fisher[part]).items()})
         row["fisher_log_std_part"] = float(np.asarray(fisher["log_std"]).ravel()[0])
+        row["fisher_precision"] = float(np.asarray(fisher["precision"]).ravel()[0])
         sharp = sharp_fn(params, k_sharp)
         base_return = float(sharp["base_return"])
         tolerance = m.sharpness_tolerance * abs(base_return)
@@ -219,6 +220,7 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
         state_rows.append(pd.DataFrame({
             "variant": variant, "run_id": row["run_id"], "state": np.arange(obs.shape[0]),
             "fisher_total": np.asarray(fisher["total"]), "fisher_mean": np.asarray(fisher["mean"]),
+            "fisher_sensitivity": np.asarray(fisher["sensitivity"]),
         }))
         if task is not None:
             progress.update(task, advance=1)
