@@ -346,6 +346,11 @@ def test_sharpness_on_a_quadratic_return(key):
     # the same noise as `sharpness`: the crossing of drop(s) = s^2 * ratio
     np.testing.assert_allclose(refined["sigma"], np.sqrt(tolerance / ratio[0]), rtol=1e-3)
     np.testing.assert_allclose(refined["sigma"], np.sqrt(tolerance / n), rtol=0.05)
+    # as the robustness study calls it: from 0, with the upper end and the tolerance traced
+    from_zero = jax.jit(lambda p, k, hi, tol: sharpness_bisection(SMALL, p, return_fn, k, 0.0, hi, 256, tol,
+                                                                  num_iterations=20))(params, key, 0.8, tolerance)
+    assert bool(from_zero["valid_bracket"])
+    np.testing.assert_allclose(from_zero["sigma"], refined["sigma"], rtol=1e-4)
 
 
 def test_magnitude_aware_sharpness_on_a_quadratic_return(key):

@@ -160,6 +160,14 @@ def test_a_finished_study_has_tidy_tables(uninterrupted):
     np.testing.assert_allclose(merged["return"], merged["mean_return"], rtol=1e-6)
     assert len(tables["complexity"]) == n_pol and np.isfinite(tables["complexity"]["spectral_product"]).all()
     assert (tables["complexity"]["fisher_log_std_part"] == 2 * 3).all()
+    # the sigma-free part and the precision: for Lorenz's 3 actions, with one log-std per action,
+    # mean part <= sensitivity x max precision; the precision is 1/sigma^2 averaged over the actions
+    comp = tables["complexity"]
+    assert np.all(comp["fisher_sensitivity_mean"] > 0) and np.all(comp["fisher_precision"] > 0)
+    # refined sharpness: the tiny policies never lose 10 % of their return under weight noise (their drops
+    # are negative), so the grid brackets nothing and the bisection is skipped, visibly
+    assert not comp["sharpness_bracketed"].any()
+    assert comp["sharpness_sigma_refined"].isna().all() and (comp["sharpness_refined_valid"] == 0).all()
     assert len(tables["fisher_states"]) == n_pol * config.measures.fisher_states
     corr = tables["correlations"]
     assert {"overall", "stratified"} <= set(corr["scope"])
@@ -257,3 +265,30 @@ def test_sigkill_then_resume_gives_the_same_study(uninterrupted):
     # units finished before the kill were not redone
     assert (reg["attempts"] <= 2).all() and (reg["attempts"] == 1).sum() >= 2
     _compare(load_tables(uninterrupted / "full"), load_tables(out))
+
+
+def test_refined_sharpness_aggregates_the_valid_bisections():
+    """`_refined_sharpness` on a stand-in bisection: draws whose bracket was invalid are left out;
+    the mean, the 2.5/97.5 % quantiles and the relative precision are those of the valid draws."""
+    import types
+
+    import jax
+
+    from entrolab.studies.robustness.units import _refined_sharpness
+
+    answers = iter([(0.04, 0.001, True), (0.9, 0.5, False), (0.06, 0.002, True), (0.05, 0.001, True)])
+
+    def fake(params, key, hi, tol):
+        sigma, width, valid = next(answers)
+        return {"sigma": sigma, "sigma_high": sigma + width, "valid_bracket": valid}
+
+    m = types.SimpleNamespace(sharpness_repeats=4)
+    out = _refined_sharpness(fake, None, jax.random.key(0), m, 0.1, 1.0, True)
+    found = [0.04, 0.06, 0.05]
+    assert out["sharpness_refined_valid"] == 3
+    assert out["sharpness_sigma_refined"] == pytest.approx(np.mean(found))
+    assert out["sharpness_sigma_refined_low"] == pytest.approx(np.quantile(found, 0.025))
+    assert out["sharpness_sigma_refined_high"] == pytest.approx(np.quantile(found, 0.975))
+    assert out["sharpness_refined_precision"] == pytest.approx(0.002 / 0.05)
+    unbracketed = _refined_sharpness(fake, None, jax.random.key(0), m, 0.1, 1.0, False)
+    assert np.isnan(unbracketed["sharpness_sigma_refined"]) and unbracketed["sharpness_refined_valid"] == 0

@@ -201,6 +201,11 @@ class MeasuresConfig(Strict):
     sharpness_samples: PosInt = 8
     sharpness_episodes: PosInt = 16
     sharpness_tolerance: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1  # drop relative to |J|
+    # bisection on sigma' after the grid (0: the grid alone, the first release's measure): this many
+    # halvings of [0, the largest grid sigma'], repeated with `sharpness_repeats` independent noise
+    # draws for an interval; the grid stays, as the cheap bracket and for comparison
+    sharpness_bisection: Annotated[int, Field(ge=0)] = 0
+    sharpness_repeats: Annotated[int, Field(ge=2)] = 5
 
 
 class RobustnessConfig(StudyConfigBase):

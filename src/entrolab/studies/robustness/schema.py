@@ -14,7 +14,7 @@ FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_ob
 # the measures whose relation to robustness is tested (columns of complexity.parquet)
 MEASURES = [
     "spectral_product", "frobenius_product", "frobenius_sq_sum", "dist_from_init", "path_norm",
-    "lipschitz_max", "lipschitz_mean", "sharpness_sigma", "fisher_total_mean", "fisher_total_median",
+    "lipschitz_max", "lipschitz_mean", "sharpness_sigma", "sharpness_sigma_refined", "fisher_total_mean", "fisher_total_median",
     "fisher_total_q95", "fisher_total_kurtosis", "fisher_mean_mean", "fisher_sensitivity_mean",
     "fisher_sensitivity_median", "fisher_precision", "log_std",
 ]

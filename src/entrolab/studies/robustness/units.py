@@ -33,7 +33,7 @@ from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.options import build as build_options
 from entrolab.checkpoint import load_policy
 from entrolab.envs import make
-from entrolab.measures.complexity import empirical_lipschitz, norm_measures, sharpness
+from entrolab.measures.complexity import empirical_lipschitz, norm_measures, sharpness, sharpness_bisection
 from entrolab.measures.fisher import fisher_trace, summarize
 from entrolab.measures.robustness import (
     Condition, condition_grid, condition_params, evaluate_grid, stack_pytrees,
@@ -57,6 +57,9 @@ def plan(config: RobustnessConfig) -> list[Unit]:
     train_section = config.train.fingerprint_section()
     ev = c["evaluate"]
     ev_common = {k: ev[k] for k in ("episodes", "init_std", "modes")}
+    # without bisection the measures are the first release's: its fingerprints stay
+    measures = c["measures"] if c["measures"]["sharpness_bisection"] else {
+        k: v for k, v in c["measures"].items() if k not in ("sharpness_bisection", "sharpness_repeats")}
     units = []
     for v in config.variants():
         train_id = f"train/{v['variant']}"
@@ -67,7 +70,7 @@ def plan(config: RobustnessConfig) -> list[Unit]:
                               {"variant": v["variant"], "family": family}, (train_id,),
                               fingerprint(train_fp, ev_common, ev[family], config.inits, c["seed"], family)))
         units.append(Unit(f"measures/{v['variant']}", "measures", {"variant": v["variant"]}, (train_id,),
-                          fingerprint(train_fp, c["measures"], config.inits, ev["init_std"], c["seed"])))
+                          fingerprint(train_fp, measures, config.inits, ev["init_std"], c["seed"])))
     return units
 
 
@@ -171,6 +174,31 @@ def largest_sigma_within(sigmas: np.ndarray, drops: np.ndarray, tolerance: float
     return (float(sigmas[over[0] - 1]) if over[0] > 0 else 0.0), True
 
 
+def _refined_sharpness(refine_fn, params, key, m, sigma_max: float, tolerance: float, bracketed: bool) -> dict:
+    """The crossing sigma' by bisection on [0, sigma_max], once per independent noise draw: the mean
+    over draws, the 2.5 and 97.5 % quantiles over draws (the interval), and the bracket width left
+    relative to the mean (the precision). NaN where the grid never exceeded the tolerance."""
+    nan = float("nan")
+    out = dict(sharpness_sigma_refined=nan, sharpness_sigma_refined_low=nan, sharpness_sigma_refined_high=nan,
+               sharpness_refined_precision=nan, sharpness_refined_valid=0)
+    if not bracketed:
+        return out
+    found, widths = [], []
+    for k in jax.random.split(key, m.sharpness_repeats):
+        r = refine_fn(params, k, sigma_max, tolerance)
+        if bool(r["valid_bracket"]):
+            found.append(float(r["sigma"]))
+            widths.append(float(r["sigma_high"] - r["sigma"]))
+    if found:
+        mean = float(np.mean(found))
+        low, high = np.quantile(found, [0.025, 0.975])
+        out.update(sharpness_sigma_refined=mean, sharpness_sigma_refined_low=float(low),
+                   sharpness_sigma_refined_high=float(high),
+                   sharpness_refined_precision=float(max(widths) / mean) if mean > 0 else nan)
+    out["sharpness_refined_valid"] = len(found)
+    return out
+
+
 def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
     variant = unit.payload["variant"]
     policy, _, loaded, runs = load_variant(config, study_dir, variant)
@@ -190,6 +218,11 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
     # the tolerance is relative to each policy's |J|, applied below to the drops (one compilation)
     sharp_fn = jax.jit(lambda p, k: sharpness(policy, p, return_fn, k, m.sharpness_sigmas,
                                               m.sharpness_samples, 1.0))
+    refine = m.sharpness_bisection
+    if refine:
+        k_sharp, k_refine = jax.random.split(k_sharp)
+        refine_fn = jax.jit(lambda p, k, hi, tol: sharpness_bisection(
+            policy, p, return_fn, k, 0.0, hi, m.sharpness_samples, tol, num_iterations=refine))
     collect = visited_observations(policy, env, base, config.inits, config.evaluate.init_std,
                                    states_per_init, m.fisher_states)
     rows, state_rows, sharp_rows = [], [], []
@@ -213,6 +246,9 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
         sigma, bracketed = largest_sigma_within(np.asarray(sharp["sigmas"]), np.asarray(sharp["drop"]), tolerance)
         row.update(sharpness_sigma=sigma, sharpness_bracketed=bracketed, sharpness_base_return=base_return,
                    sharpness_tolerance=tolerance)
+        if refine:
+            row.update(_refined_sharpness(refine_fn, params, k_refine, m, max(m.sharpness_sigmas), tolerance,
+                                          bracketed))
         for s, d, e in zip(np.asarray(sharp["sigmas"]), np.asarray(sharp["drop"]), np.asarray(sharp["drop_stderr"])):
             sharp_rows.append({"variant": variant, "run_id": row["run_id"], "sigma": float(s),
                                "drop": float(d), "drop_stderr": float(e)})
