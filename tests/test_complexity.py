@@ -457,3 +457,46 @@ def test_bad_input_raises_clear_errors(key):
         sharpness(MEDIUM, params, return_fn, key, [0.1], 8, 1.0, perturbation="relative")
     with pytest.raises(ValueError, match="sigma_low < sigma_high"):
         sharpness_bisection(MEDIUM, params, return_fn, key, 0.3, 0.1, 8, 1.0)
+
+
+# ---- worst-case observation perturbations -------------------------------------------------
+def test_attack_finds_the_analytic_worst_case_of_a_linear_policy():
+    """mu = W^T n(o) + b with n(o) = (o - m) / sqrt(v + 1e-8) (unclipped here): the largest deviation
+    over ||delta||_2 <= eps is eps times the largest singular value of W^T diag(1/sqrt(v + 1e-8)),
+    reached along its top right singular vector (NumPy's SVD, independent of the attack)."""
+    from entrolab.measures.adversarial import random_action_deviation, worst_case_action_deviation
+
+    params = random_params(LINEAR, 5)
+    obs = observations(6, 3, scale=0.3)
+    eps = 0.05
+    w = np.asarray(params["mean_net"]["Dense_0"]["kernel"], np.float64)
+    jac = w.T / np.sqrt(np.asarray(params["obs_norm"]["var"], np.float64) + 1e-8)
+    _, svals, vt = np.linalg.svd(jac)
+    # fixed steps of 0.2 eps: at the optimum the gradient is radial, so projection keeps the point
+    attack = jax.jit(lambda p, o, k: worst_case_action_deviation(LINEAR, p, o, eps, k, num_steps=300,
+                                                                step_size=0.2 * eps))
+    out = attack(params, obs, jax.random.key(0))
+    np.testing.assert_allclose(out["deviation"], eps * svals[0], rtol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(out["delta"], axis=1), eps, rtol=1e-4)
+    cos = np.abs(np.asarray(out["delta"], np.float64) @ vt[0]) / eps
+    np.testing.assert_allclose(cos, 1.0, atol=1e-3)
+    # random directions of the same norm do worse: their mean is eps E||J u|| < eps sigma_max
+    rand = random_action_deviation(LINEAR, params, obs, eps, jax.random.key(1), num_samples=256)
+    assert np.all(np.asarray(rand) < 0.95 * np.asarray(out["deviation"]))
+
+
+def test_attack_beats_random_perturbations_on_a_network_and_checks_its_input():
+    from entrolab.measures.adversarial import random_action_deviation, worst_case_action_deviation
+
+    policy = GaussianPolicy(obs_dim=3, action_dim=2, hidden_sizes=(16, 16))
+    params = random_params(policy, 6)
+    obs = observations(8, 3, scale=0.5)
+    out = worst_case_action_deviation(policy, params, obs, 0.1, jax.random.key(2))
+    rand = random_action_deviation(policy, params, obs, 0.1, jax.random.key(3), num_samples=64)
+    assert np.all(np.linalg.norm(np.asarray(out["delta"]), axis=1) <= 0.1 * (1 + 1e-5))
+    assert np.all(np.asarray(out["deviation"]) >= np.asarray(rand))
+    assert float(np.mean(out["deviation"])) > 1.2 * float(np.mean(rand))
+    with pytest.raises(ValueError, match="epsilon"):
+        worst_case_action_deviation(policy, params, obs, 0.0, jax.random.key(0))
+    with pytest.raises(ValueError, match="num_steps"):
+        worst_case_action_deviation(policy, params, obs, 0.1, jax.random.key(0), num_steps=0)

@@ -168,6 +168,9 @@ def test_a_finished_study_has_tidy_tables(uninterrupted):
     # are negative), so the grid brackets nothing and the bisection is skipped, visibly
     assert not comp["sharpness_bracketed"].any()
     assert comp["sharpness_sigma_refined"].isna().all() and (comp["sharpness_refined_valid"] == 0).all()
+    # worst-case observation perturbations: the attack moves the action at least as far as random noise
+    assert (comp["adversarial_deviation_max_eps0.05"] >= comp["adversarial_deviation_mean_eps0.05"]).all()
+    assert (comp["adversarial_deviation_mean_eps0.05"] >= comp["random_deviation_mean_eps0.05"]).all()
     assert len(tables["fisher_states"]) == n_pol * config.measures.fisher_states
     corr = tables["correlations"]
     assert {"overall", "stratified"} <= set(corr["scope"])

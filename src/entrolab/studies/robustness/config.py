@@ -206,6 +206,11 @@ class MeasuresConfig(Strict):
     # draws for an interval; the grid stays, as the cheap bracket and for comparison
     sharpness_bisection: Annotated[int, Field(ge=0)] = 0
     sharpness_repeats: Annotated[int, Field(ge=2)] = 5
+    # worst-case observation perturbations (`measures.adversarial`): L2 budgets in raw observation
+    # units; per budget the attack's mean and max action deviation over the visited states, and the
+    # mean deviation under random directions of the same norm (empty: not measured)
+    adversarial_epsilons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=list)
+    adversarial_steps: PosInt = 20
 
 
 class RobustnessConfig(StudyConfigBase):

@@ -108,45 +108,42 @@ def build_tables(study_dir: str | Path, config: RobustnessConfig, num_resamples:
     return out
 
 
-def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
+def _conditions(complexity: pd.DataFrame, risk: pd.DataFrame):
+    """(condition, measures, table) per (family, param, value, mode) with at least 3 policies:
+    each policy's rate there joined with its measures."""
     rates = policy_rates(risk)
-    measures = [m for m in MEASURES if m in complexity.columns]
-    frames = []
-    for (family, param, value, mode), sub in rates.groupby(["family", "param", "value", "mode"], sort=True):
+    measures = measure_columns(complexity)
+    for key, sub in rates.groupby(["family", "param", "value", "mode"], sort=True):
         df = sub.merge(complexity[["variant", "run_id"] + measures], on=["variant", "run_id"])
-        if len(df) < 3:
-            continue
+        if len(df) >= 3:
+            yield dict(zip(("family", "param", "value", "mode"), key)), measures, df
+
+
+def _with_condition(df: pd.DataFrame, condition: dict) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({k: [v] * len(df) for k, v in condition.items()}, index=df.index), df], axis=1)
+
+
+def correlation_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
+    frames = []
+    for condition, measures, df in _conditions(complexity, risk):
         # stratified: alpha held fixed (and the training variant, when a study has several)
         group_col = ["variant", "alpha"] if df["variant"].nunique() > 1 else "alpha"
         c = stratified_correlations(df, measures, "excess_risk_rate", group_col=group_col,
                                     num_resamples=num_resamples, rng=0)
         c["group_value"] = [None if v is None else str(v) for v in c["group_value"]]
-        c.insert(0, "mode", mode)
-        c.insert(0, "value", value)
-        c.insert(0, "param", param)
-        c.insert(0, "family", family)
-        frames.append(c)
+        frames.append(_with_condition(c, condition))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def granulated_table(complexity: pd.DataFrame, risk: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
     """Jiang et al.'s psi per axis (variant when a study has several, alpha, seed) and Psi, for
     every measure and target; intervals from a bootstrap over seeds (`stats.granulated_kendall`)."""
-    rates = policy_rates(risk)
-    measures = [m for m in MEASURES if m in complexity.columns]
     frames = []
-    for (family, param, value, mode), sub in rates.groupby(["family", "param", "value", "mode"], sort=True):
-        df = sub.merge(complexity[["variant", "run_id"] + measures], on=["variant", "run_id"])
-        if len(df) < 3:
-            continue
+    for condition, measures, df in _conditions(complexity, risk):
         axes = (["variant"] if df["variant"].nunique() > 1 else []) + ["alpha", "seed"]
         for measure in measures:
             g = granulated_kendall(df, measure, "excess_risk_rate", axes, num_resamples=num_resamples, rng=0)
-            g.insert(0, "mode", mode)
-            g.insert(0, "value", value)
-            g.insert(0, "param", param)
-            g.insert(0, "family", family)
-            frames.append(g)
+            frames.append(_with_condition(g, condition))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -205,3 +202,10 @@ def trend_tables(episodes: pd.DataFrame, risk: pd.DataFrame, num_resamples: int)
         trends.append({**dict(zip(CONDITION, key)),
                        **kendall_trend(sub, "alpha", "excess_risk_rate", "seed", num_resamples=num_resamples, rng=0)})
     return alpha_rates, pd.DataFrame(trends)
+
+
+def measure_columns(complexity: pd.DataFrame) -> list[str]:
+    """The measures correlated with robustness: `MEASURES` present in the table, then the
+    worst-case action deviations of each configured budget."""
+    return [m for m in MEASURES if m in complexity.columns] + sorted(
+        c for c in complexity.columns if c.startswith("adversarial_deviation_mean_eps"))

@@ -33,6 +33,7 @@ from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.options import build as build_options
 from entrolab.checkpoint import load_policy
 from entrolab.envs import make
+from entrolab.measures.adversarial import random_action_deviation, worst_case_action_deviation
 from entrolab.measures.complexity import empirical_lipschitz, norm_measures, sharpness, sharpness_bisection
 from entrolab.measures.fisher import fisher_trace, summarize
 from entrolab.measures.robustness import (
@@ -57,9 +58,12 @@ def plan(config: RobustnessConfig) -> list[Unit]:
     train_section = config.train.fingerprint_section()
     ev = c["evaluate"]
     ev_common = {k: ev[k] for k in ("episodes", "init_std", "modes")}
-    # without bisection the measures are the first release's: its fingerprints stay
-    measures = c["measures"] if c["measures"]["sharpness_bisection"] else {
-        k: v for k, v in c["measures"].items() if k not in ("sharpness_bisection", "sharpness_repeats")}
+    # options added after the first release hash only when used, so earlier studies keep their fingerprints
+    measures = dict(c["measures"])
+    if not measures["sharpness_bisection"]:
+        measures = {k: v for k, v in measures.items() if k not in ("sharpness_bisection", "sharpness_repeats")}
+    if not measures["adversarial_epsilons"]:
+        measures = {k: v for k, v in measures.items() if k not in ("adversarial_epsilons", "adversarial_steps")}
     units = []
     for v in config.variants():
         train_id = f"train/{v['variant']}"
@@ -218,6 +222,10 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
     # the tolerance is relative to each policy's |J|, applied below to the drops (one compilation)
     sharp_fn = jax.jit(lambda p, k: sharpness(policy, p, return_fn, k, m.sharpness_sigmas,
                                               m.sharpness_samples, 1.0))
+    k_adv = jax.random.fold_in(key, 1)
+    attack_fn = jax.jit(lambda p, o, eps, k: worst_case_action_deviation(policy, p, o, eps, k,
+                                                                         num_steps=m.adversarial_steps))
+    random_fn = jax.jit(lambda p, o, eps, k: random_action_deviation(policy, p, o, eps, k))
     refine = m.sharpness_bisection
     if refine:
         k_sharp, k_refine = jax.random.split(k_sharp)
@@ -240,6 +248,13 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
             row.update({f"fisher_{part}_{k}": float(v) for k, v in summarize(fisher[part]).items()})
         row["fisher_log_std_part"] = float(np.asarray(fisher["log_std"]).ravel()[0])
         row["fisher_precision"] = float(np.asarray(fisher["precision"]).ravel()[0])
+        for eps in m.adversarial_epsilons:
+            worst = attack_fn(params, obs, eps, k_adv)["deviation"]
+            rand = random_fn(params, obs, eps, k_adv)
+            tag = f"{eps:g}"
+            row[f"adversarial_deviation_mean_eps{tag}"] = float(np.mean(worst))
+            row[f"adversarial_deviation_max_eps{tag}"] = float(np.max(worst))
+            row[f"random_deviation_mean_eps{tag}"] = float(np.mean(rand))
         sharp = sharp_fn(params, k_sharp)
         base_return = float(sharp["base_return"])
         tolerance = m.sharpness_tolerance * abs(base_return)
