@@ -174,3 +174,47 @@ def test_policy_gradient_at_a_large_reward_scale():
                                             config=dict(normalize_rewards=True))
     target = float(np.asarray(env.optimal_action(jnp.zeros(1), params))[0])
     assert _mean_action(trainer, state, [0.0])[0] == pytest.approx(target, abs=0.05)
+
+
+# ---- the entropy of the squashed action (issue 11) -------------------------------------------------
+def _squashed_entropy_by_quadrature(mu: float, sigma: float) -> float:
+    """-int p(a) log p(a) da over (-1, 1), p(a) = N(atanh a; mu, sigma) / (1 - a^2): scipy's adaptive
+    quadrature on the density itself, independent of the change-of-variables identity."""
+    import scipy.integrate
+    import scipy.stats
+
+    def integrand(a):
+        p = scipy.stats.norm.pdf(np.arctanh(a), mu, sigma) / (1.0 - a * a)
+        return -p * np.log(p) if p > 0 else 0.0
+
+    return scipy.integrate.quad(integrand, -1 + 1e-12, 1 - 1e-12, limit=400)[0]
+
+
+@pytest.mark.parametrize("mu, sigma", [(0.0, 0.3), (0.0, 0.9), (0.7, 0.5), (-1.5, 2.0)])
+def test_squashed_entropy_against_quadrature_of_the_density(mu, sigma):
+    from entrolab.agents.networks import squashed_gaussian_entropy
+
+    h = float(squashed_gaussian_entropy(jnp.asarray([mu]), jnp.log(jnp.asarray([sigma]))))
+    assert h == pytest.approx(_squashed_entropy_by_quadrature(mu, sigma), abs=2e-3)
+    assert h <= np.log(2.0)  # at most the uniform distribution's entropy on [-1, 1]
+
+
+def test_a_squashed_entropy_bonus_is_bounded_and_ppo_finds_its_maximum():
+    """probe_constant: the reward does not depend on the action, so only the bonus moves the policy.
+    With the squashed action's entropy as the bonus, PPO converges to the Gaussian whose tanh has
+    the most entropy (mean 0, sigma* found here by scipy on the quadrature above); with the
+    pre-squash Gaussian's entropy the same coefficient widens the policy without bound."""
+    import scipy.optimize
+
+    best = scipy.optimize.minimize_scalar(lambda s: -_squashed_entropy_by_quadrature(0.0, np.exp(s)),
+                                          bounds=(-2.0, 2.0), method="bounded")
+    config = dict(action_bounding="tanh", normalize_advantages=False)
+    _, _, trainer, state, metrics = _train("probe_constant", updates=100, ent_coef=0.1,
+                                           config={**config, "entropy_bonus": "squashed"})
+    assert float(state.params["policy"]["log_std"][0]) == pytest.approx(best.x, abs=0.1)
+    assert float(np.asarray(metrics["entropy"])[-1]) == pytest.approx(-best.fun, abs=0.01)
+    assert abs(_mean_action(trainer, state, [0.0])[0]) < 0.1
+    _, _, _, wide, _ = _train("probe_constant", updates=100, ent_coef=0.1, config=config)
+    assert float(wide.params["policy"]["log_std"][0]) > best.x + 1.0
+    with pytest.raises(ValueError, match="needs action_bounding"):
+        PPOConfig(total_timesteps=4096, entropy_bonus="squashed")

@@ -31,6 +31,8 @@ from flax import struct
 from entrolab.agents.networks import ACTIVATIONS
 from entrolab.agents.policy import BOUNDINGS
 
+ENTROPY_BONUSES = ("gaussian", "squashed")
+
 SCHEDULES = ("constant", "linear")
 GRAD_CLIPS = ("separate", "joint")
 # the options added since the first release, at the values that reproduce its PPO bit for bit
@@ -74,9 +76,16 @@ class PPOConfig:
     normalize_values: bool = field(default=False, metadata={"help": (
         "the critic learns value targets standardised by their running mean/std and its outputs are mapped "
         "back (no PopArt output correction)")})
+    entropy_bonus: str = field(default="gaussian", metadata={"help": (
+        '"gaussian": the bonus is the entropy of the pre-bounding Gaussian (unbounded, as SB3); '
+        '"squashed" (tanh bounding only): the entropy of the squashed action tanh(u), which is bounded')})
     grad_clip: str = field(default="separate", metadata={"help": (
         '"separate": actor and critic gradients clipped each to its own global norm (max_grad_norm, '
         'critic_max_grad_norm); "joint": one clip over both (SB3, and entrolab before 0.2)')})
+
+    # options added later, with the value at which training is what it was before they existed: a
+    # study's fingerprint leaves them out at that value, so adding an option retrains nothing
+    NEUTRAL = {"entropy_bonus": "gaussian"}
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
@@ -93,6 +102,11 @@ class PPOConfig:
             )
         if self.action_bounding not in BOUNDINGS:
             raise ValueError(f"action_bounding must be one of {BOUNDINGS}, got {self.action_bounding!r}")
+        if self.entropy_bonus not in ENTROPY_BONUSES:
+            raise ValueError(f"entropy_bonus must be one of {ENTROPY_BONUSES}, got {self.entropy_bonus!r}")
+        if self.entropy_bonus == "squashed" and self.action_bounding != "tanh":
+            raise ValueError('entropy_bonus = "squashed" needs action_bounding = "tanh" (the squashed action\'s '
+                             f'entropy), got action_bounding = {self.action_bounding!r}')
         if self.entropy_schedule not in SCHEDULES:
             raise ValueError(f"entropy_schedule must be one of {SCHEDULES}, got {self.entropy_schedule!r}")
         if any(int(w) < 1 for w in self.hidden_sizes):

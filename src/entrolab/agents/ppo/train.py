@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from entrolab.agents.networks import MLP
+from entrolab.agents.networks import MLP, squashed_gaussian_entropy
 from entrolab.agents.policy import GaussianPolicy
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams, entropy_coefficient
 from entrolab.agents.ppo.losses import clipped_surrogate, explained_variance, gae
@@ -200,7 +200,10 @@ class PPO:
         else:
             value = self.value(params["critic"], batch.nobs)
         value_loss = jnp.mean((value - returns) ** 2)
-        entropy = jnp.mean(self.policy.entropy(log_std))
+        if self.config.entropy_bonus == "squashed":  # the entropy of tanh(u): bounded by d log 2
+            entropy = jnp.mean(squashed_gaussian_entropy(mean, log_std))
+        else:
+            entropy = jnp.mean(self.policy.entropy(log_std))
         loss = policy_loss + hp.vf_coef * value_loss - ent_coef * entropy
         return loss, {
             "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,

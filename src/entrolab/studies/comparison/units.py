@@ -34,15 +34,17 @@ def plan(config: ComparisonConfig) -> list[Unit]:
     A training unit's fingerprint hashes the algorithm's resolved config and hyperparameters
     (every option, defaults and task defaults included), so a change of entrolab's defaults
     retrains exactly the runs it changes. Options that change memory but no result (the
-    config's ``MEMORY_ONLY``) are left out: changing them retrains nothing."""
+    config's ``MEMORY_ONLY``) are left out: changing them retrains nothing; so are options added
+    later while at their ``NEUTRAL`` value (training as before they existed)."""
     c = json.loads(config.model_dump_json())
     units = []
     for tname, task in c["tasks"].items():
         for mname, spec in c["methods"].items():
             train_id = f"train/{tname}/{mname}"
             algo_config, hparams = config.build(mname, tname)
+            neutral = getattr(algo_config, "NEUTRAL", {})
             resolved = {k: v for k, v in dataclasses.asdict(algo_config).items()
-                        if k not in getattr(algo_config, "MEMORY_ONLY", ())}
+                        if k not in getattr(algo_config, "MEMORY_ONLY", ()) and not (k in neutral and v == neutral[k])}
             fp = fingerprint(task["env"], task["env_options"], spec["algo"], spec["alpha"],
                              resolved, dataclasses.asdict(hparams),
                              c["seeds"], c["seed_offset"], c["eval_episodes"], c["chunks"])
