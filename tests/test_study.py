@@ -174,6 +174,11 @@ def test_a_finished_study_has_tidy_tables(uninterrupted):
     assert len(tables["fisher_states"]) == n_pol * config.measures.fisher_states
     corr = tables["correlations"]
     assert {"overall", "stratified"} <= set(corr["scope"])
+    # the observation noise in the network's units: value x the policy's observation_scale
+    obs = risk[risk["family"] == "obs_noise"].merge(tables["complexity"][["variant", "run_id", "observation_scale"]],
+                                                    on=["variant", "run_id"])
+    np.testing.assert_allclose(obs["obs_noise_network_units"], obs["value"] * obs["observation_scale"])
+    assert risk.loc[risk["family"] != "obs_noise", "obs_noise_network_units"].isna().all()
     # Jiang's psi_alpha: across alpha with the seed fixed, checked cell by cell with scipy for one measure
     gran = tables["granulated"]
     assert {"alpha", "seed", "Psi"} <= set(gran["scope"])

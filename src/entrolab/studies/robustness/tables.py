@@ -8,7 +8,8 @@ pyarrow read them directly):
     curves.parquet        learning curves: one row per policy x update
     returns.parquet       one row per policy x condition x mode: mean and std of the return
     episodes.parquet      one row per policy x condition x mode x episode
-    excess_risk.parquet   one row per policy x condition x mode: R, R / |J0|, bootstrap CIs
+    excess_risk.parquet   one row per policy x condition x mode: R, R / |J0|, bootstrap CIs;
+                          for observation noise also the noise in the network's input units
     complexity.parquet    one row per policy: norm-based measures, Lipschitz, sharpness,
                           Fisher-trace summaries (joined with the runs' factors)
     fisher_states.parquet one row per policy x visited state: the Fisher trace
@@ -96,6 +97,7 @@ def build_tables(study_dir: str | Path, config: RobustnessConfig, num_resamples:
     fisher_states = concat_parquet([d / "fisher_states.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
     sharp = concat_parquet([d / "sharpness.parquet" for d in ms]).merge(keys, on=["variant", "run_id"])
     complexity = complexity.sort_values(["variant", "alpha", "seed"], kind="stable").reset_index(drop=True)
+    risk = with_network_units(risk, complexity)
 
     correlations = correlation_table(complexity, risk, num_resamples)
     granulated = granulated_table(complexity, risk, num_resamples)
@@ -209,3 +211,15 @@ def measure_columns(complexity: pd.DataFrame) -> list[str]:
     worst-case action deviations of each configured budget."""
     return [m for m in MEASURES if m in complexity.columns] + sorted(
         c for c in complexity.columns if c.startswith("adversarial_deviation_mean_eps"))
+
+
+def with_network_units(risk: pd.DataFrame, complexity: pd.DataFrame) -> pd.DataFrame:
+    """`obs_noise_network_units`: an observation-noise std as the policy's network sees it after
+    its observation normalisation, value x max_j 1 / std_j (`observation_scale`, the largest factor
+    over the observation's coordinates); NaN for the other families and where it is not measured."""
+    if "observation_scale" not in complexity.columns:
+        return risk.assign(obs_noise_network_units=np.nan)
+    scale = complexity[["variant", "run_id", "observation_scale"]]
+    out = risk.merge(scale, on=["variant", "run_id"], how="left")
+    units = np.where(out["family"] == "obs_noise", out["value"] * out["observation_scale"], np.nan)
+    return out.drop(columns=["observation_scale"]).assign(obs_noise_network_units=units)
