@@ -194,3 +194,13 @@ def test_a_robustness_config_json_of_the_first_release_reads_as_today():
     assert _normalised({**old, "kind": "robustness"}) == config_json(config)
     train["learning_rate"] = 1e-3
     assert _normalised({**old, "kind": "robustness"}) != config_json(config)
+
+
+def test_fingerprint_view_drops_neutral_options_with_their_companions():
+    from entrolab.study.units import fingerprint_view
+
+    values = {"a": 1, "new": 0, "new_detail": 5, "mem": 64}
+    neutral, companions = {"new": 0}, {"new": ("new_detail",)}
+    assert fingerprint_view(values, neutral, companions, drop=("mem",)) == {"a": 1}
+    used = {**values, "new": 3}
+    assert fingerprint_view(used, neutral, companions, drop=("mem",)) == {"a": 1, "new": 3, "new_detail": 5}

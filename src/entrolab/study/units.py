@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,20 @@ def fingerprint(*parts: Any) -> str:
     """A short hash of JSON-able parts: what a unit depends on (config parts, the fingerprints
     of the units it reads). Planning again with other parts redoes the unit."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint_view(values: Mapping[str, Any], neutral: Mapping[str, Any] = {},
+                     companions: Mapping[str, tuple[str, ...]] = {}, drop: tuple[str, ...] = ()) -> dict:
+    """`values` as a fingerprint should see them: without the keys in `drop` (memory or speed
+    only), and without each option added after a release while it is at its `neutral` value (the
+    one that computes what entrolab computed before the option existed), together with its
+    `companions` (options that only matter when it is on). Adding an option then redoes no unit
+    of an existing study; using it redoes exactly the units it changes."""
+    gone = set(drop)
+    for key, value in neutral.items():
+        if key in values and values[key] == value:
+            gone |= {key, *companions.get(key, ())}
+    return {k: v for k, v in values.items() if k not in gone}
 
 
 def write_parquet(df, path: Path) -> None:

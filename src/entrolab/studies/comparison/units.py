@@ -23,7 +23,7 @@ from entrolab.checkpoint import load_policy
 from entrolab.envs import make
 from entrolab.measures.qlandscape import Landscape, landscape_states
 from entrolab.study.registry import Unit
-from entrolab.study.units import fingerprint, unit_key, write_parquet
+from entrolab.study.units import fingerprint, fingerprint_view, unit_key, write_parquet
 from entrolab.studies.comparison.config import ComparisonConfig
 from entrolab.training import train_sweep
 
@@ -42,9 +42,8 @@ def plan(config: ComparisonConfig) -> list[Unit]:
         for mname, spec in c["methods"].items():
             train_id = f"train/{tname}/{mname}"
             algo_config, hparams = config.build(mname, tname)
-            neutral = getattr(algo_config, "NEUTRAL", {})
-            resolved = {k: v for k, v in dataclasses.asdict(algo_config).items()
-                        if k not in getattr(algo_config, "MEMORY_ONLY", ()) and not (k in neutral and v == neutral[k])}
+            resolved = fingerprint_view(dataclasses.asdict(algo_config), getattr(algo_config, "NEUTRAL", {}),
+                                        drop=getattr(algo_config, "MEMORY_ONLY", ()))
             fp = fingerprint(task["env"], task["env_options"], spec["algo"], spec["alpha"],
                              resolved, dataclasses.asdict(hparams),
                              c["seeds"], c["seed_offset"], c["eval_episodes"], c["chunks"])

@@ -43,7 +43,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -211,6 +211,12 @@ class MeasuresConfig(Strict):
     # mean deviation under random directions of the same norm (empty: not measured)
     adversarial_epsilons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=list)
     adversarial_steps: PosInt = 20
+
+    # options added after the first release, at the values that measure what it measured (with the
+    # options that only matter when they are on): `study.units.fingerprint_view`
+    NEUTRAL: ClassVar[dict[str, Any]] = {"sharpness_bisection": 0, "adversarial_epsilons": []}
+    COMPANIONS: ClassVar[dict[str, tuple[str, ...]]] = {"sharpness_bisection": ("sharpness_repeats",),
+                                                        "adversarial_epsilons": ("adversarial_steps",)}
 
 
 class RobustnessConfig(StudyConfigBase):

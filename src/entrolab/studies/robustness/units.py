@@ -41,8 +41,8 @@ from entrolab.measures.robustness import (
 )
 from entrolab.rollout import rollout
 from entrolab.study.registry import Unit
-from entrolab.study.units import fingerprint, unit_key, write_parquet
-from entrolab.studies.robustness.config import RobustnessConfig
+from entrolab.study.units import fingerprint, fingerprint_view, unit_key, write_parquet
+from entrolab.studies.robustness.config import MeasuresConfig, RobustnessConfig
 from entrolab.training import train_sweep
 
 
@@ -59,11 +59,7 @@ def plan(config: RobustnessConfig) -> list[Unit]:
     ev = c["evaluate"]
     ev_common = {k: ev[k] for k in ("episodes", "init_std", "modes")}
     # options added after the first release hash only when used, so earlier studies keep their fingerprints
-    measures = dict(c["measures"])
-    if not measures["sharpness_bisection"]:
-        measures = {k: v for k, v in measures.items() if k not in ("sharpness_bisection", "sharpness_repeats")}
-    if not measures["adversarial_epsilons"]:
-        measures = {k: v for k, v in measures.items() if k not in ("adversarial_epsilons", "adversarial_steps")}
+    measures = fingerprint_view(c["measures"], MeasuresConfig.NEUTRAL, MeasuresConfig.COMPANIONS)
     units = []
     for v in config.variants():
         train_id = f"train/{v['variant']}"
