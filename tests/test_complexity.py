@@ -500,3 +500,94 @@ def test_attack_beats_random_perturbations_on_a_network_and_checks_its_input():
         worst_case_action_deviation(policy, params, obs, 0.0, jax.random.key(0))
     with pytest.raises(ValueError, match="num_steps"):
         worst_case_action_deviation(policy, params, obs, 0.1, jax.random.key(0), num_steps=0)
+
+
+def test_simulator_attack_finds_the_analytic_worst_case_on_a_one_step_probe():
+    """probe_obs_action, one step: cost(delta) = (mu(o + delta) - 0.5 o)^2 with an affine mean in 1-D, a
+    convex parabola in delta, so its maximum over [-eps, eps] is at an endpoint: (|v| + |w| eps)^2 with
+    v = mu(o) - 0.5 o and w = d mu / d o (computed here by hand from the params)."""
+    from entrolab.envs import make
+    from entrolab.measures.adversarial import simulator_attack
+
+    env, env_params = make("probe_obs_action", max_steps_in_episode=2)
+    policy = GaussianPolicy(obs_dim=1, action_dim=1, hidden_sizes=(), normalize_observations=False)
+    params = random_params(policy, 3)
+    params["mean_net"]["Dense_0"]["kernel"] = jnp.array([[0.3]])
+    params["mean_net"]["Dense_0"]["bias"] = jnp.array([0.1])
+    _, state = env.reset(jax.random.key(0), env_params)
+    states = jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), state)
+    states = states.replace(x=jnp.array([[1.0], [-1.0]]))
+    eps = 0.4
+    out = jax.jit(lambda p, s, k: simulator_attack(policy, p, env, env_params, s, eps, 1, k, num_steps=20))(
+        params, states, jax.random.key(1))
+    o = np.array([1.0, -1.0])
+    v = 0.3 * o + 0.1 - 0.5 * o
+    np.testing.assert_allclose(out["clean"], v**2, rtol=1e-5)
+    np.testing.assert_allclose(out["worst"], (np.abs(v) + 0.3 * eps) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(np.asarray(out["delta"])[:, 0, 0]), eps, rtol=1e-4)
+    # random directions in 1-D are +-eps with equal chance: the mean of the two endpoint costs, in expectation
+    assert np.all(np.asarray(out["random"]) < np.asarray(out["worst"]))
+    # the greedy attack maximises |mu(o + delta) - mu(o)|, reached at both endpoints: not the worst cost
+    assert np.all(np.asarray(out["greedy"]) <= np.asarray(out["worst"]) + 1e-6)
+    with pytest.raises(ValueError, match="shorter than the episode"):
+        simulator_attack(policy, params, env, env_params, states, eps, 2, jax.random.key(1))
+
+
+@pytest.mark.slow  # the one-step probe above is exact; tests/test_robustness.py runs the attack on Lorenz
+def test_simulator_attack_on_lorenz_beats_random_and_greedy_and_its_clean_cost_is_a_plain_rollout():
+    from entrolab.envs import make
+    from entrolab.measures.adversarial import simulator_attack
+
+    env, env_params = make("lorenz", max_steps_in_episode=50)
+    policy = GaussianPolicy(obs_dim=3, action_dim=3, hidden_sizes=(16,))
+    params = random_params(policy, 4)
+    keys = jax.random.split(jax.random.key(5), 3)
+    states = jax.vmap(lambda k: env.reset(k, env_params)[1])(keys)
+    horizon, eps = 5, 0.5
+    out = jax.jit(lambda p, s, k: simulator_attack(policy, p, env, env_params, s, eps, horizon, k, num_steps=15))(
+        params, states, jax.random.key(2))
+    # the clean cost by an independent Python loop over env.step
+    for i in range(3):
+        state = jax.tree_util.tree_map(lambda a: a[i], states)
+        obs, total = env.observe(state, env_params), 0.0
+        for _ in range(horizon):
+            a = jnp.clip(policy.deterministic_action(params, obs), -1, 1)
+            obs, state, r, *_ = env.step(jax.random.key(0), state, a, env_params)
+            total -= float(r)
+        np.testing.assert_allclose(out["clean"][i], total, rtol=1e-4)
+    worst, clean = np.asarray(out["worst"]), np.asarray(out["clean"])
+    assert np.all(worst > clean) and np.all(worst > np.asarray(out["random"]))
+    assert np.all(worst >= np.asarray(out["greedy"]) - 1e-4)
+    assert np.all(np.linalg.norm(np.asarray(out["delta"]), axis=-1) <= eps * (1 + 1e-5))
+
+
+def test_attacked_episodes_pair_with_clean_ones_and_match_the_analytic_cost_on_a_probe():
+    """On probe_obs_action the policy mu(o) = 0.5 o is optimal (clean return 0) and any observation shift
+    delta costs (0.5 delta)^2; the per-state attack uses the whole budget (|delta| = eps), so every
+    attacked episode returns -(0.5 eps)^2. On Lorenz, attack "none" is `episode_returns` itself."""
+    from entrolab.agents.evaluate import episode_returns
+    from entrolab.envs import make
+    from entrolab.measures.adversarial import attacked_episode_returns
+
+    env, env_params = make("probe_obs_action")
+    policy = GaussianPolicy(obs_dim=1, action_dim=1, hidden_sizes=(), normalize_observations=False)
+    params = random_params(policy, 3)
+    params["mean_net"]["Dense_0"]["kernel"] = jnp.array([[0.5]])
+    params["mean_net"]["Dense_0"]["bias"] = jnp.array([0.0])
+    key = jax.random.key(3)
+    for attack, expected in [("none", 0.0), ("worst", -(0.5 * 0.2) ** 2), ("random", -(0.5 * 0.2) ** 2)]:
+        got = attacked_episode_returns(policy, params, env, env_params, key, 8, 1, 0.2, attack)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+    env, env_params = make("lorenz", max_steps_in_episode=10)
+    policy = GaussianPolicy(obs_dim=3, action_dim=3, hidden_sizes=(8,))
+    params = random_params(policy, 7)
+    run = jax.jit(lambda p, attack, eps: attacked_episode_returns(policy, p, env, env_params, key, 3, 10, eps,
+                                                                  attack, attack_steps=3), static_argnums=1)
+    clean = np.asarray(run(params, "none", 1.0))
+    np.testing.assert_array_equal(clean, episode_returns(policy, params, env, env_params, key, 3, 10, True))
+    assert np.all(np.asarray(run(params, "worst", 1.0)) != clean)
+    # an attack of a vanishing budget changes nothing measurable
+    np.testing.assert_allclose(run(params, "worst", 1e-6), clean, rtol=1e-3)
+    with pytest.raises(ValueError, match="attack must be one of"):
+        attacked_episode_returns(policy, params, env, env_params, key, 2, 10, 1.0, "strongest")

@@ -203,3 +203,20 @@ def test_report_with_one_alpha_two_variants_and_no_correlations(tmp_path):
 def test_formatting():
     assert fmt(float("nan")) == "n/a" and fmt(None) == "n/a" and fmt(-6.979823) == "-6.98"
     assert fmt_ci(1.0, 0.5, 2.0) == "1 [0.5, 2]" and fmt_ci(float("nan"), 0.0, 1.0) == "n/a"
+
+
+def test_attack_section_states_seed_intervals_of_each_attack():
+    from entrolab.studies.robustness.report import Palette, _attack_section
+
+    rng = np.random.default_rng(0)
+    complexity = pd.DataFrame({"variant": "v", "alpha": np.repeat([0.0, 0.1], 4), "seed": np.tile(range(4), 2),
+                               "attack_excess_eps0.5": rng.normal(2.0, 0.5, 8),
+                               "random_excess_eps0.5": rng.normal(0.5, 0.5, 8)})
+    palette = Palette((0.0, 0.1), ("v",))
+    section = _attack_section(complexity, palette, 200)
+    table = section.blocks[-1]
+    assert table.columns == ("epsilon", "alpha", "episodes: per-state attack", "episodes: random")
+    assert len(table.rows) == 2
+    first = complexity[complexity["alpha"] == 0.0]["attack_excess_eps0.5"].to_numpy()
+    assert table.rows[0][2] == fmt_ci(*bootstrap_ci(first, np.mean, num_resamples=200, rng=0))
+    assert _attack_section(complexity.drop(columns=["attack_excess_eps0.5", "random_excess_eps0.5"]), palette, 200) is None

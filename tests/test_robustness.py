@@ -230,3 +230,33 @@ def test_ks_grid_runs_with_equilibria_and_length():
     np.testing.assert_array_equal(r[0], r[2])  # obs_noise 0 and length 22: the same runs
     assert not np.allclose(r[0], r[3])  # L = 23 changes the physics
     assert not np.allclose(r[0], r[4])  # E1 and E3 starts differ
+
+
+def test_the_measures_unit_reports_what_attacks_cost():
+    """The study's attacked-rollout columns on an untrained policy: the excess risk under the per-state
+    attack equals clean minus attacked returns computed directly, and the simulator attack costs at
+    least as much as random directions of the same norm."""
+    from entrolab.measures.adversarial import attacked_episode_returns
+    from entrolab.measures.robustness import Condition, condition_params
+    from entrolab.study.config import parse_config
+    from entrolab.studies.robustness.units import _attacked_measures
+
+    config = parse_config(dict(name="t", env="lorenz", alphas=[0.0], env_options=dict(max_steps_in_episode=10),
+                               evaluate=dict(inits=["C+"]),
+                               measures=dict(adversarial_epsilons=[0.5], adversarial_steps=3, adversarial_episodes=2,
+                                             adversarial_horizon=2, adversarial_starts=3)))
+    env, base = make("lorenz", max_steps_in_episode=10)
+    policy = GaussianPolicy(obs_dim=3, action_dim=3, hidden_sizes=(4,))
+    params = policy.init(jax.random.key(0))
+    columns = _attacked_measures(config, policy, env, base, jax.random.key(1))(params, 0.5, "0.5")
+    assert set(columns) == {"attack_excess_eps0.5", "random_excess_eps0.5", "simulator_worst_excess_eps0.5",
+                            "simulator_greedy_excess_eps0.5", "simulator_random_excess_eps0.5"}
+    assert all(np.isfinite(v) for v in columns.values())
+    assert columns["simulator_worst_excess_eps0.5"] > max(0.0, columns["simulator_random_excess_eps0.5"])
+    # the same episodes by hand (the unit's episode key is the first of three split from its key)
+    k_ep = jax.random.split(jax.random.key(1), 3)[0]
+    ip = condition_params(env, base, Condition.obs_noise(0.0, "C+", config.evaluate.init_std))
+    clean, worst = (attacked_episode_returns(policy, params, env, ip, k_ep, 2, 10, 0.5, a, 3) for a in ("none", "worst"))
+    np.testing.assert_allclose(columns["attack_excess_eps0.5"], float(np.mean(clean) - np.mean(worst)), rtol=1e-5)
+    none = parse_config(dict(name="t", env="lorenz", alphas=[0.0], measures=dict(adversarial_epsilons=[0.5])))
+    assert _attacked_measures(none, policy, env, base, jax.random.key(1)) is None

@@ -48,8 +48,13 @@ BASE = dict(name="t", env="lorenz", alphas=[0.0, 0.1])
         (dict(evaluate=dict(dynamics=dict(param="rho", values=[20.0, 30.0]))), r"must include the nominal rho = 28"),
         (dict(evaluate=dict(dynamics=dict(param="obs_noise_std", values=[0.0]))), r"not a scalar dynamics parameter"),
         (dict(evaluate=dict(modes=["greedy"])), r"evaluate.modes.0: Input should be 'deterministic' or 'stochastic'"),
-        (dict(train=dict(bounding=["squash"])), r"train.bounding.0: Input should be 'clip' or 'tanh'"),
+        (dict(train=dict(bounding=["squash"])), r"train.bounding.0: Input should be 'clip', 'tanh' or 'tanh_squashed'"),
+        (dict(train=dict(entropy_bonus="squashed")), r"train: .*entropy_bonus = \"squashed\" needs action_bounding"),
+        (dict(train=dict(obs_normalization=[True], normalize_observations=False)),
+         r"obs_normalization \(a factor\) and normalize_observations"),
         (dict(train=dict(steps=100)), r"smaller than one rollout"),
+        (dict(measures=dict(adversarial_horizon=5)), r"need adversarial_epsilons"),
+        (dict(measures=dict(adversarial_epsilons=[0.1], adversarial_horizon=1000)), r"adversarial_horizon must be shorter"),
         (dict(measures=dict(sharpness_sigmas=[0.0])), r"measures.sharpness_sigmas.0: Input should be greater than 0"),
     ],
 )
@@ -65,7 +70,7 @@ def test_config_files_errors_and_presets(tmp_path):
     bad.write_text("name = 'x'\nenv = \n")
     with pytest.raises(StudyConfigError, match="not valid TOML"):
         load_config(bad)
-    for preset in ["lorenz-quick", "lorenz-paper", "ks-paper", "tiny-test"]:
+    for preset in ["lorenz-quick", "lorenz-paper", "ks-paper", "tiny-test", "lorenz-factors"]:
         config = load_config(ROOT / "configs" / f"{preset}.toml")
         assert config.name == preset
     paper = load_config(ROOT / "configs" / "ks-paper.toml")
@@ -79,6 +84,29 @@ def test_variants_are_the_grid_of_training_factors():
     variants = config.variants()
     # constant schedules ignore the horizon: 2 x 2 x 2 linear + 1 x 2 x 2 constant
     assert len(variants) == 12 and len({v["variant"] for v in variants}) == 12
+
+
+def test_bounding_and_observation_normalisation_as_factors():
+    from entrolab.studies.robustness.units import plan
+
+    plain = parse_config({**BASE, "train": dict(bounding=["clip", "tanh"])})
+    both = parse_config({**BASE, "train": dict(bounding=["clip", "tanh", "tanh_squashed"],
+                                               obs_normalization=[True, False])})
+    variants = both.variants()
+    assert len(variants) == 6
+    opts = {v["variant"]: both.variant_ppo_options(v) for v in variants}
+    squashed = [n for n, o in opts.items() if o["entropy_bonus"] == "squashed"]
+    assert sorted(squashed) == sorted(n for n in opts if "_tanh_squashed_" in n)
+    assert all(opts[n]["action_bounding"] == "tanh" for n in squashed)
+    assert {o["normalize_observations"] for o in opts.values()} == {True, False}
+    assert all(o["normalize_observations"] == n.endswith("_obsnorm") for n, o in opts.items())
+    # without the new factor, variants keep their names and training fingerprints
+    fps = {u.id: u.fingerprint for u in plan(plain) if u.kind == "train"}
+    assert set(fps) == {f"train/{v['variant']}" for v in plain.variants()}
+    assert all("obsnorm" not in k and "rawobs" not in k for k in fps)
+    again = {u.id: u.fingerprint for u in plan(parse_config({**BASE, "train": dict(bounding=["clip", "tanh"])}))
+             if u.kind == "train"}
+    assert again == fps
 
 
 def test_cli_refuses_a_bad_config(tmp_path):

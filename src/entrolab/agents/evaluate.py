@@ -27,11 +27,15 @@ def episode_returns(
     deterministic: bool = True,
     action_low=-1.0,
     action_high=1.0,
+    perturb=None,
 ) -> jax.Array:
     """Undiscounted return of each of `num_episodes` episodes, shape (num_episodes,).
 
     An episode ends at its first `terminated` or `truncated`; `num_steps` must
     be at least the episode length (rewards after the end are not counted).
+    `perturb(key, obs) -> obs`, if given, changes the observation the policy
+    sees at every step (an adversary; `entrolab.measures.adversarial`); the
+    environment's own keys are the same with and without it.
     """
 
     def one_episode(key):
@@ -41,6 +45,8 @@ def episode_returns(
         def body(carry, key):
             obs, state, alive, total = carry
             k_act, k_env = jax.random.split(key)
+            if perturb is not None:
+                obs = perturb(jax.random.fold_in(k_act, 1), obs)
             if deterministic:
                 a = policy.deterministic_action(policy_params, obs)
             else:

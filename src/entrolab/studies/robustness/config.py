@@ -13,7 +13,10 @@
     schedule = ["linear"]               # "linear" (decay to 0 over ent_horizon) or "constant"
     ent_horizon = [100_000]
     hidden = [[64, 64]]                 # network widths and depth
-    bounding = ["clip"]                 # "clip" a Gaussian sample, or "tanh" squashing
+    bounding = ["clip"]                 # "clip" a Gaussian sample, "tanh" squashing (bonus: the
+                                        # pre-squash entropy), or "tanh_squashed" (bonus: the
+                                        # squashed action's entropy)
+    obs_normalization = [true, false]   # optional factor: running observation normalisation on/off
     train_obs_noise = [0.0]             # observation noise seen during training
     num_envs = 8                        # any PPOConfig / PPOHParams option by its field name
     learning_rate = 3e-4                # (`entrolab options ppo` lists them, with their help)
@@ -91,8 +94,10 @@ class TrainConfig(Strict):
     ent_horizon: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [400_000.0], min_length=1)
     hidden: list[list[PosInt]] = Field(default_factory=lambda: [[64, 64]], min_length=1)
-    bounding: list[Literal["clip", "tanh"]] = Field(default_factory=lambda: ["clip"], min_length=1)
+    bounding: list[Literal["clip", "tanh", "tanh_squashed"]] = Field(default_factory=lambda: ["clip"], min_length=1)
     train_obs_noise: list[NonNegFloat] = Field(default_factory=lambda: [0.0], min_length=1)
+    # observation normalisation as a factor (None: the PPO option `normalize_observations` alone)
+    obs_normalization: list[bool] | None = Field(default=None, min_length=1)
 
     @field_validator("ent_horizon", "train_obs_noise", mode="before")
     @classmethod
@@ -112,6 +117,9 @@ class TrainConfig(Strict):
                     raise ValueError(f"{old} and {new} are the same option; give {new} only")
                 data[new] = data.pop(old)
         given = {k: data.pop(k) for k in list(data) if k not in cls.model_fields}
+        if data.get("obs_normalization") is not None and "normalize_observations" in given:
+            raise ValueError("obs_normalization (a factor) and normalize_observations (one value) set the same "
+                             "thing; give one")
         settable = [o.name for o in option_list("ppo") if o.name not in RESERVED]
         unknown = [k for k in given if k not in settable and k not in RESERVED]
         if unknown:
@@ -211,12 +219,20 @@ class MeasuresConfig(Strict):
     # mean deviation under random directions of the same norm (empty: not measured)
     adversarial_epsilons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=list)
     adversarial_steps: PosInt = 20
+    # what perturbations of those budgets cost (0: not measured): whole deterministic episodes per
+    # initial distribution under the per-state attack and under random directions (excess risk), and
+    # the simulator attack on the cost of `adversarial_horizon` steps from `adversarial_starts` states
+    adversarial_episodes: Annotated[int, Field(ge=0)] = 0
+    adversarial_horizon: Annotated[int, Field(ge=0)] = 0
+    adversarial_starts: PosInt = 32
 
     # options added after the first release, at the values that measure what it measured (with the
     # options that only matter when they are on): `study.units.fingerprint_view`
-    NEUTRAL: ClassVar[dict[str, Any]] = {"sharpness_bisection": 0, "adversarial_epsilons": []}
+    NEUTRAL: ClassVar[dict[str, Any]] = {"sharpness_bisection": 0, "adversarial_epsilons": [],
+                                         "adversarial_episodes": 0, "adversarial_horizon": 0}
     COMPANIONS: ClassVar[dict[str, tuple[str, ...]]] = {"sharpness_bisection": ("sharpness_repeats",),
-                                                        "adversarial_epsilons": ("adversarial_steps",)}
+                                                        "adversarial_epsilons": ("adversarial_steps",),
+                                                        "adversarial_horizon": ("adversarial_starts",)}
 
 
 class RobustnessConfig(StudyConfigBase):
@@ -269,6 +285,18 @@ class RobustnessConfig(StudyConfigBase):
             raise ValueError("evaluate.obs_noise must include 0 (the reference of the excess risk)")
         if self.evaluate.action_noise and 0.0 not in self.evaluate.action_noise:
             raise ValueError("evaluate.action_noise must include 0 (the reference of the excess risk)")
+        m = self.measures
+        if (m.adversarial_episodes or m.adversarial_horizon) and not m.adversarial_epsilons:
+            raise ValueError("measures.adversarial_episodes and adversarial_horizon need adversarial_epsilons (the budgets)")
+        if m.adversarial_horizon >= int(params.max_steps_in_episode):
+            raise ValueError(f"measures.adversarial_horizon must be shorter than the episode "
+                             f"({int(params.max_steps_in_episode)} steps), got {m.adversarial_horizon}")
+        for v in self.variants():  # every training variant's PPO must build (e.g. a squashed bonus needs tanh)
+            try:
+                build_options("ppo", self.variant_ppo_options(v), total_timesteps=self.train.steps)
+            except (OptionError, ValueError) as err:
+                msg = "; ".join(err.errors) if isinstance(err, OptionError) else str(err)
+                raise ValueError(f"train: variant {v['variant']}: {msg}") from None
         return self
 
     def identity(self) -> dict[str, Any]:
@@ -284,13 +312,30 @@ class RobustnessConfig(StudyConfigBase):
     def variants(self) -> list[dict[str, Any]]:
         """The grid of training variants (one compiled sweep of alphas x seeds each)."""
         t = self.train
-        grid = itertools.product(t.schedule, t.ent_horizon, t.hidden, t.bounding, t.train_obs_noise)
+        norms = [None] if t.obs_normalization is None else t.obs_normalization
+        grid = itertools.product(t.schedule, t.ent_horizon, t.hidden, t.bounding, t.train_obs_noise, norms)
         out = []
-        for schedule, horizon, hidden, bounding, noise in grid:
+        for schedule, horizon, hidden, bounding, noise, norm in grid:
             if schedule == "constant" and horizon != t.ent_horizon[0]:
                 continue  # the horizon means nothing without decay
             name = (f"{schedule}" + (f"-H{horizon:g}" if schedule == "linear" else "")
                     + f"_h{'x'.join(map(str, hidden))}_{bounding}_trainnoise{noise:g}")
-            out.append(dict(variant=name, schedule=schedule, ent_horizon=horizon, hidden=tuple(hidden),
-                            bounding=bounding, train_obs_noise=noise))
+            v = dict(variant=name, schedule=schedule, ent_horizon=horizon, hidden=tuple(hidden),
+                     bounding=bounding, train_obs_noise=noise)
+            if norm is not None:  # only when a factor: earlier variants keep their names and fingerprints
+                v["variant"] += "_obsnorm" if norm else "_rawobs"
+                v["normalize_observations"] = norm
+            out.append(v)
         return out
+
+    def variant_ppo_options(self, variant: dict[str, Any]) -> dict[str, Any]:
+        """The PPO options of one training variant: [train]'s options with the variant's factors."""
+        bounding = variant["bounding"]
+        opts = {**self.train.ppo_options(), "hidden_sizes": variant["hidden"],
+                "action_bounding": "tanh" if bounding == "tanh_squashed" else bounding,
+                "entropy_schedule": variant["schedule"], "ent_horizon": variant["ent_horizon"]}
+        if bounding == "tanh_squashed":
+            opts["entropy_bonus"] = "squashed"
+        if "normalize_observations" in variant:
+            opts["normalize_observations"] = variant["normalize_observations"]
+        return opts

@@ -591,6 +591,43 @@ def _trend_section(alpha_rates: pd.DataFrame, trends: pd.DataFrame | None, risk:
     return section
 
 
+ATTACK_COLUMNS = (("attack_excess", "episodes: per-state attack"), ("random_excess", "episodes: random"),
+                  ("simulator_worst_excess", "horizon: simulator attack"),
+                  ("simulator_greedy_excess", "horizon: per-state attack"),
+                  ("simulator_random_excess", "horizon: random"))
+
+
+def _attack_section(complexity: pd.DataFrame, palette: Palette, num_resamples: int) -> Section | None:
+    """What observation perturbations of a given L2 norm cost: the worst case found against random
+    directions (issue 11, item 6), per alpha, mean over seeds with a bootstrap interval over seeds."""
+    tags = sorted({c.rsplit("_eps", 1)[1] for c in complexity.columns
+                   if any(c.startswith(f"{name}_eps") for name, _ in ATTACK_COLUMNS)}, key=float)
+    if not tags:
+        return None
+    section = Section("Worst-case observation perturbations")
+    section.blocks.append(
+        "Excess cost (clean return minus perturbed return; > 0 hurts) of observation perturbations of L2 norm "
+        "epsilon in raw observation units. Episodes: whole deterministic episodes in which every observation "
+        "is moved by the per-state worst case of the action deviation (projected gradient ascent), or by a "
+        "random direction of the same norm. Horizon: the cost of a few steps from visited states under the "
+        "perturbation sequence that maximises that cost through the differentiable simulator, the per-state "
+        "attack and random directions. Mean over seeds [95% bootstrap CI over seeds]. The attacks are lower "
+        "bounds on the true worst case; the per-state attack maximises the action's change, not the cost, "
+        "and can even help a poor policy.")
+    names = [(n, label) for n, label in ATTACK_COLUMNS if any(f"{n}_eps{t}" in complexity.columns for t in tags)]
+    rows = []
+    for variant in palette.variants:
+        sub = complexity[complexity["variant"] == variant] if palette.multi else complexity
+        for tag in tags:
+            for alpha, g in sub.groupby("alpha", sort=True):
+                cells = [mean_ci(g[f"{n}_eps{tag}"], num_resamples) if f"{n}_eps{tag}" in g else "n/a"
+                         for n, _ in names]
+                rows.append(((variant,) if palette.multi else ()) + (tag, fmt(alpha)) + tuple(cells))
+    section.blocks.append(Table((("variant",) if palette.multi else ()) + ("epsilon", "alpha") +
+                                tuple(label for _, label in names), tuple(rows)))
+    return section
+
+
 def _corr_cell(row, stat: str) -> str:
     return fmt_ci(row[stat], row[f"{stat}_low"], row[f"{stat}_high"])
 
@@ -682,6 +719,9 @@ def build_sections(config: RobustnessConfig, tables: dict[str, pd.DataFrame], fi
         sections.append(_trend_section(tables["alpha_rates"], table("trends"), risk, target, palette, fig_dir))
     if complexity is not None:
         sections.append(_complexity_section(complexity, palette, fig_dir))
+        attacks = _attack_section(complexity, palette, num_resamples)
+        if attacks is not None:
+            sections.append(attacks)
     if table("fisher_states") is not None:
         sections.append(_fisher_section(tables["fisher_states"], complexity, palette, fig_dir))
     if complexity is not None and risk is not None and target is not None:

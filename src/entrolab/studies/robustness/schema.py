@@ -10,7 +10,7 @@ import pandas as pd
 
 TABLES = ("runs", "curves", "returns", "episodes", "excess_risk", "complexity", "fisher_states",
           "sharpness", "correlations", "granulated", "alpha_rates", "trends")
-FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_obs_noise"]
+FACTORS = ["variant", "schedule", "ent_horizon", "hidden", "bounding", "train_obs_noise", "normalize_observations"]
 # the measures whose relation to robustness is tested (columns of complexity.parquet)
 MEASURES = [
     "spectral_product", "frobenius_product", "frobenius_sq_sum", "dist_from_init", "path_norm",

@@ -47,7 +47,8 @@ from entrolab.studies.robustness.units import plan
 
 
 def _factors(config: RobustnessConfig) -> pd.DataFrame:
-    rows = [{**v, "hidden": "x".join(map(str, v["hidden"]))} for v in config.variants()]
+    norm = config.train.ppo_options().get("normalize_observations")
+    rows = [{"normalize_observations": norm, **v, "hidden": "x".join(map(str, v["hidden"]))} for v in config.variants()]
     return pd.DataFrame(rows, columns=FACTORS)
 
 

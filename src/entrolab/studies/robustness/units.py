@@ -4,7 +4,7 @@ The engine (`entrolab.study.units.execute`) hands each unit a scratch
 directory and publishes it atomically; the unit kinds:
 
 - ``train/VARIANT``: one compiled sweep (alphas x seeds) of one training
-  variant (schedule, horizon, network, bounding, training noise):
+  variant (schedule, horizon, network, bounding, training noise, observation normalisation):
   `entrolab.training.train_sweep` -> ``train/VARIANT/`` (checkpoints,
   runs.parquet, metrics.parquet).
 - ``evaluate/VARIANT/FAMILY``: every policy of the variant under every
@@ -33,7 +33,9 @@ from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.options import build as build_options
 from entrolab.checkpoint import load_policy
 from entrolab.envs import make
-from entrolab.measures.adversarial import random_action_deviation, worst_case_action_deviation
+from entrolab.measures.adversarial import (
+    attacked_episode_returns, random_action_deviation, simulator_attack, worst_case_action_deviation,
+)
 from entrolab.measures.complexity import empirical_lipschitz, norm_measures, sharpness, sharpness_bisection
 from entrolab.measures.fisher import fisher_trace, summarize
 from entrolab.measures.robustness import (
@@ -86,9 +88,7 @@ def execute(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, pr
 # ---- train ------------------------------------------------------------------
 def _train(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
     v, t = unit.payload, config.train
-    ppo, hp = build_options("ppo", {**t.ppo_options(), "hidden_sizes": v["hidden"], "action_bounding": v["bounding"],
-                                    "entropy_schedule": v["schedule"], "ent_horizon": v["ent_horizon"]},
-                            total_timesteps=t.steps)
+    ppo, hp = build_options("ppo", config.variant_ppo_options(v), total_timesteps=t.steps)
     overrides = dict(config.env_options)
     if v["train_obs_noise"] > 0 or "obs_noise_std" not in overrides:
         overrides["obs_noise_std"] = v["train_obs_noise"]
@@ -142,10 +142,11 @@ def _evaluate(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
 
 
 # ---- measures ---------------------------------------------------------------
-def visited_observations(policy, env, base, inits, init_std, episodes: int, num_states: int):
+def visited_observations(policy, env, base, inits, init_std, episodes: int, num_states: int, what: str = "obs"):
     """A jitted `(params, key) -> observations`: the raw observations visited by the
     deterministic policy in `episodes` noise-free episodes from each initial
-    distribution, evenly subsampled to `num_states` (all of them if fewer)."""
+    distribution, evenly subsampled to `num_states` (all of them if fewer);
+    `what="x"`: the physical states reached instead."""
     steps = int(base.max_steps_in_episode)
     init_params = stack_pytrees([condition_params(env, base, Condition.obs_noise(0.0, i, init_std)) for i in inits])
     total = len(inits) * episodes * steps
@@ -157,10 +158,10 @@ def visited_observations(policy, env, base, inits, init_std, episodes: int, num_
             return policy.deterministic_action(params, o)
 
         def one_init(p):
-            return jax.vmap(lambda k: rollout(env, p, act, k, steps).obs)(jax.random.split(key, episodes))
+            return jax.vmap(lambda k: getattr(rollout(env, p, act, k, steps), what))(jax.random.split(key, episodes))
 
-        obs = jax.vmap(one_init)(init_params)  # (inits, episodes, steps, obs_dim)
-        return obs.reshape(total, -1)[pick]
+        obs = jax.vmap(one_init)(init_params)  # (inits, episodes, steps, *shape)
+        return obs.reshape(total, *obs.shape[3:])[pick]
 
     return collect
 
@@ -199,6 +200,46 @@ def _refined_sharpness(refine_fn, params, key, m, sigma_max: float, tolerance: f
     return out
 
 
+def _attacked_measures(config: RobustnessConfig, policy, env, base, key):
+    """`(params, eps, tag) -> columns` of what perturbations of norm eps cost (None when not asked):
+    with `adversarial_episodes`, the excess risk (clean minus attacked mean return over that many
+    episodes per initial distribution, paired) under the per-state worst case and under random
+    directions; with `adversarial_horizon`, the excess cost over that many steps from
+    `adversarial_starts` visited states under the simulator attack, the greedy per-state attack and
+    random directions (`entrolab.measures.adversarial`)."""
+    m = config.measures
+    if not (m.adversarial_episodes or m.adversarial_horizon):
+        return None
+    steps = int(base.max_steps_in_episode)
+    std = config.evaluate.init_std
+    init_params = stack_pytrees([condition_params(env, base, Condition.obs_noise(0.0, i, std)) for i in config.inits])
+    k_ep, k_states, k_sim = jax.random.split(key, 3)
+    episodes_fn = jax.jit(lambda p, eps, attack: jax.vmap(lambda ip: attacked_episode_returns(
+        policy, p, env, ip, k_ep, m.adversarial_episodes, steps, eps, attack, m.adversarial_steps))(init_params),
+        static_argnums=2)
+    per_init = max(1, -(-m.adversarial_starts // (len(config.inits) * steps)))
+    starts = visited_observations(policy, env, base, config.inits, std, per_init, m.adversarial_starts, what="x")
+    _, template = env.reset(k_states, base)
+    sim_fn = jax.jit(lambda p, xs, eps: simulator_attack(
+        policy, p, env, base, jax.vmap(lambda x: template.replace(x=x))(xs), eps, m.adversarial_horizon, k_sim,
+        num_steps=m.adversarial_steps, attack_steps=m.adversarial_steps))
+
+    def columns(params, eps, tag):
+        out = {}
+        if m.adversarial_episodes:
+            clean = float(np.mean(episodes_fn(params, eps, "none")))
+            out[f"attack_excess_eps{tag}"] = clean - float(np.mean(episodes_fn(params, eps, "worst")))
+            out[f"random_excess_eps{tag}"] = clean - float(np.mean(episodes_fn(params, eps, "random")))
+        if m.adversarial_horizon:
+            sim = sim_fn(params, starts(params, k_states), eps)
+            clean = np.asarray(sim["clean"])
+            for name in ("worst", "greedy", "random"):
+                out[f"simulator_{name}_excess_eps{tag}"] = float(np.mean(np.asarray(sim[name]) - clean))
+        return out
+
+    return columns
+
+
 def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
     variant = unit.payload["variant"]
     policy, _, loaded, runs = load_variant(config, study_dir, variant)
@@ -229,6 +270,7 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
             policy, p, return_fn, k, 0.0, hi, m.sharpness_samples, tol, num_iterations=refine))
     collect = visited_observations(policy, env, base, config.inits, config.evaluate.init_std,
                                    states_per_init, m.fisher_states)
+    attacked = _attacked_measures(config, policy, env, base, jax.random.fold_in(key, 2))
     rows, state_rows, sharp_rows = [], [], []
     task = progress.add_task(f"  measures {variant}", total=len(loaded)) if progress is not None else None
     for i, lp in enumerate(loaded):
@@ -251,6 +293,8 @@ def _measures(config: RobustnessConfig, study_dir: Path, unit: Unit, out: Path, 
             row[f"adversarial_deviation_mean_eps{tag}"] = float(np.mean(worst))
             row[f"adversarial_deviation_max_eps{tag}"] = float(np.max(worst))
             row[f"random_deviation_mean_eps{tag}"] = float(np.mean(rand))
+            if attacked is not None:
+                row.update(attacked(params, eps, tag))
         sharp = sharp_fn(params, k_sharp)
         base_return = float(sharp["base_return"])
         tolerance = m.sharpness_tolerance * abs(base_return)
