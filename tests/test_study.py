@@ -3,6 +3,7 @@ after a real SIGKILL with the same results as an uninterrupted study."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -70,7 +71,8 @@ def test_config_files_errors_and_presets(tmp_path):
     bad.write_text("name = 'x'\nenv = \n")
     with pytest.raises(StudyConfigError, match="not valid TOML"):
         load_config(bad)
-    for preset in ["lorenz-quick", "lorenz-paper", "ks-paper", "tiny-test", "lorenz-factors"]:
+    for preset in ["lorenz-quick", "lorenz-paper", "ks-paper", "tiny-test", "lorenz-factors", "landscape-gridworld",
+                   "tiny-landscape"]:
         config = load_config(ROOT / "configs" / f"{preset}.toml")
         assert config.name == preset
     paper = load_config(ROOT / "configs" / "ks-paper.toml")
@@ -100,6 +102,9 @@ def test_bounding_and_observation_normalisation_as_factors():
     assert all(opts[n]["action_bounding"] == "tanh" for n in squashed)
     assert {o["normalize_observations"] for o in opts.values()} == {True, False}
     assert all(o["normalize_observations"] == n.endswith("_obsnorm") for n, o in opts.items())
+    # the resolved config (what a study directory stores and the units read back) validates again
+    again = parse_config(json.loads(both.model_dump_json()))
+    assert [v["variant"] for v in again.variants()] == [v["variant"] for v in variants]
     # without the new factor, variants keep their names and training fingerprints
     fps = {u.id: u.fingerprint for u in plan(plain) if u.kind == "train"}
     assert set(fps) == {f"train/{v['variant']}" for v in plain.variants()}

@@ -35,6 +35,7 @@ DEFAULT_KIND = "robustness"  # a config without ``kind = ...`` (every study befo
 KINDS: dict[str, str] = {
     "robustness": "entrolab.studies.robustness:KIND",
     "comparison": "entrolab.studies.comparison:KIND",
+    "landscape": "entrolab.studies.landscape:KIND",
 }
 _loaded: dict[str, Any] = {}
 

@@ -134,7 +134,8 @@ def sweep(mdp: FiniteMDP, initial, names: dict[str, int], key: jax.Array, taus: 
     is finite), "stable" (finite, and the regularised objective never fell by more than
     `converge_tol` relative between recorded points in the second half: a step size too large for
     the landscape makes gradient ascent oscillate), "curves" {name: [tau, step, init, record]},
-    "params" (final) and "init_params" per init. With `tau_decay` < 1 the regularised objective
+    "params" (final) and "init_params" per init. The program runs in float64; build the MDP inside
+    `jax.enable_x64(True)` too, else its float32 gamma and rewards are cast with their rounding. With `tau_decay` < 1 the regularised objective
     changes as tau decays, and "stable"/"converged" read the unregularised return instead."""
     with jax.enable_x64(True):
         return _sweep(mdp, initial, names, key, taus, step_sizes, num_inits, num_updates, init_scale, tau_decay,

@@ -117,7 +117,8 @@ class TrainConfig(Strict):
                     raise ValueError(f"{old} and {new} are the same option; give {new} only")
                 data[new] = data.pop(old)
         given = {k: data.pop(k) for k in list(data) if k not in cls.model_fields}
-        if data.get("obs_normalization") is not None and "normalize_observations" in given:
+        # (a resolved config holds normalize_observations at its default beside the factor: allowed)
+        if data.get("obs_normalization") is not None and given.get("normalize_observations", True) is not True:
             raise ValueError("obs_normalization (a factor) and normalize_observations (one value) set the same "
                              "thing; give one")
         settable = [o.name for o in option_list("ppo") if o.name not in RESERVED]

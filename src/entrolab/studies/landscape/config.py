@@ -1,0 +1,115 @@
+"""The config of a landscape study (``kind = "landscape"``): what entropy does to the optimisation landscape.
+
+After Ahmed et al. (ICML 2019), on the two-goal gridworld of their code with exact gradients
+(`entrolab.tabular.gridworld`):
+
+    kind = "landscape"
+    name = "landscape-gridworld"
+    seed = 0
+
+    [gridworld]
+    size = 5                                  # 5 x 5 cells + the absorbing state; gamma 0.99
+    taus = [0.0, 0.001, 0.01, 0.05, 0.1, 0.5] # entropy weights (constant over training)
+    step_sizes = [0.1, 1.0, 10.0]             # gradient-ascent steps (the paper's 0.1 first)
+    inits = 64                                # random initialisations (the same for every tau and step)
+    updates = 1500
+    decay = { tau = 1.0, factor = 0.99 }      # optional: the authors' decayed-tau variant
+
+    [probes]                                  # at the final policies of the first step size
+    directions = 200
+    epsilons = [0.1, 1.0]
+    inits = 4                                 # probed policies per tau
+    lanczos = 30                              # Lanczos steps for the Hessian's extreme eigenvalues
+    hutchinson = 200                          # Rademacher vectors for the Hessian's trace
+    interpolation_points = 41
+
+Every mistake is a `StudyConfigError` naming the key, before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from entrolab.study.config import Strict, StudyConfigBase, ints_to_floats
+
+PosInt = Annotated[int, Field(ge=1)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class DecaySpec(Strict):
+    tau: PosFloat = 1.0
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.99
+
+    @field_validator("tau", "factor", mode="before")
+    @classmethod
+    def _floats(cls, v):
+        return ints_to_floats([v])[0]
+
+
+class GridworldSpec(Strict):
+    size: Annotated[int, Field(ge=2, le=20)] = 5
+    gamma: Annotated[float, Field(gt=0, lt=1)] = 0.99
+    best_reward: PosFloat = 5.0
+    second_reward: PosFloat = 4.5
+    taus: list[NonNegFloat] = Field(default_factory=lambda: [0.0, 0.001, 0.01, 0.05, 0.1, 0.5], min_length=1)
+    step_sizes: list[PosFloat] = Field(default_factory=lambda: [0.1], min_length=1)
+    inits: PosInt = 64
+    updates: PosInt = 1500
+    record_every: PosInt = 10
+    init_scale: PosFloat = 1.0
+    decay: DecaySpec | None = None
+
+    @field_validator("taus", "step_sizes", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, v):
+        return ints_to_floats(v)
+
+    @field_validator("taus", "step_sizes")
+    @classmethod
+    def _distinct(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"values must be distinct, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.updates % self.record_every:
+            raise ValueError(f"updates ({self.updates}) must be a multiple of record_every ({self.record_every})")
+        if self.second_reward >= self.best_reward:
+            raise ValueError("second_reward must be below best_reward (the two goals are the better and the worse)")
+        return self
+
+
+class ProbeSpec(Strict):
+    directions: PosInt = 200
+    epsilons: list[PosFloat] = Field(default_factory=lambda: [0.1, 1.0], min_length=1)
+    inits: PosInt = 4
+    lanczos: PosInt = 30
+    hutchinson: PosInt = 200
+    interpolation_points: Annotated[int, Field(ge=3)] = 41
+
+    @field_validator("epsilons", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, v):
+        return ints_to_floats(v)
+
+
+class LandscapeConfig(StudyConfigBase):
+    kind: Literal["landscape"] = "landscape"
+    seed: Annotated[int, Field(ge=0)] = 0
+    bootstrap: PosInt = 2000
+    gridworld: GridworldSpec = Field(default_factory=GridworldSpec)
+    probes: ProbeSpec = Field(default_factory=ProbeSpec)
+
+    @model_validator(mode="after")
+    def _check(self):
+        g, p = self.gridworld, self.probes
+        num_params = (g.size * g.size + 1) * 4 + 4
+        if p.lanczos > num_params:
+            raise ValueError(f"probes.lanczos ({p.lanczos}) must be at most the policy's {num_params} parameters")
+        if p.inits > g.inits:
+            raise ValueError(f"probes.inits ({p.inits}) must be at most gridworld.inits ({g.inits})")
+        return self

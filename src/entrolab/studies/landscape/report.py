@@ -1,0 +1,222 @@
+"""The landscape study's report: sections and figures from its tables only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from entrolab.report.document import Figure, Section, Table, fmt, fmt_ci  # noqa: E402
+from entrolab.report.figures import panels, save  # noqa: E402
+
+if TYPE_CHECKING:
+    from entrolab.studies.landscape.config import LandscapeConfig
+
+CLASS_ORDER = ("local_optimum", "saddle", "linear", "flat", "local_minimum")
+
+
+def _tau_colors(taus):
+    cmap = plt.get_cmap("viridis")
+    return {t: cmap(0.1 + 0.8 * i / max(len(taus) - 1, 1)) for i, t in enumerate(sorted(taus))}
+
+
+def _header(config: LandscapeConfig) -> Section:
+    g, p = config.gridworld, config.probes
+    s = Section("Study")
+    s.blocks.append(
+        f"Two-goal gridworld ({g.size} x {g.size} + absorbing state, gamma {fmt(g.gamma)}; better goal "
+        f"{fmt(g.best_reward)}, other goal {fmt(g.second_reward)}), linear-softmax policy, exact gradient ascent on "
+        f"J_tau = J + tau H for {g.updates} updates from {g.inits} random initialisations (N(0, {fmt(g.init_scale)}^2) "
+        f"logits), tau in {', '.join(fmt(t) for t in g.taus)}, step sizes {', '.join(fmt(x) for x in g.step_sizes)}"
+        + (f"; decayed variant tau_0 = {fmt(g.decay.tau)} x {fmt(g.decay.factor)} per update" if g.decay else "")
+        + f". Probes: {p.directions} random directions at epsilon in {', '.join(fmt(e) for e in p.epsilons)}, at "
+        f"the final policies of step size {fmt(g.step_sizes[0])} of the first {p.inits} initialisations and at "
+        "their initial points.")
+    return s
+
+
+def _success_section(summary: pd.DataFrame, fig_dir: Path) -> Section:
+    s = Section("Does entropy help gradient ascent find the better goal?")
+    s.blocks.append(
+        "Per tau and step size: the fraction of initialisations whose final policy reaches the better goal "
+        "first (probability > 0.5), and the mean final unregularised return, each with a 95% bootstrap interval "
+        "over initialisations. Stable: the regularised objective never fell (by more than 1e-4 relative) in the "
+        "second half of training; converged: it changed by less than 1e-4 relative over the last tenth.")
+    rows = tuple((r["schedule"], fmt(r["tau"]), fmt(r["step_size"]), str(int(r["n"])),
+                  fmt_ci(r["frac_best"], r["frac_best_low"], r["frac_best_high"]),
+                  fmt_ci(r["mean_return"], r["mean_return_low"], r["mean_return_high"]),
+                  fmt(r["frac_stable"], 3), fmt(r["frac_converged"], 3)) for _, r in summary.iterrows())
+    s.blocks.append(Table(("schedule", "tau", "step", "n", "better goal [95% CI]", "final return [95% CI]",
+                           "stable", "converged"), rows))
+    const = summary[summary["schedule"] == "constant"]
+    colors = _tau_colors(const["tau"].unique())
+    fig, axes = panels(2, ncols=2, panel=(3.4, 2.4))
+    for tau, sub in const.groupby("tau"):
+        sub = sub.sort_values("step_size")
+        for ax, col in zip(axes, ("frac_best", "mean_return")):
+            y = sub[col].to_numpy()
+            err = [y - sub[f"{col}_low"].to_numpy(), sub[f"{col}_high"].to_numpy() - y]
+            ax.errorbar(sub["step_size"], y, yerr=err, color=colors[tau], marker="o", ms=3, capsize=2,
+                        label=f"tau={fmt(tau)}")
+    for ax, label in zip(axes, ("fraction reaching the better goal", "final return")):
+        ax.set_xscale("log")
+        ax.set_xlabel("step size")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=6)
+    name = save(fig, fig_dir / "gridworld_success.png")
+    s.blocks.append(Figure(name, "Success and final return against step size, per tau (95% bootstrap intervals "
+                                 "over initialisations)."))
+    return s
+
+
+def _curves_section(curves: pd.DataFrame, step: float, fig_dir: Path) -> Section:
+    s = Section("Learning curves")
+    sub = curves[np.isclose(curves["step_size"], step)]
+    groups = list(sub.groupby(["schedule", "tau"], sort=True))
+    colors = _tau_colors({t for (_, t), _ in groups})
+    fig, axes = panels(2, ncols=2, panel=(3.4, 2.4))
+    for (schedule, tau), g in groups:
+        mean = g.groupby("update")[["return", "objective"]].mean()
+        style = "-" if schedule == "constant" else "--"
+        for ax, col in zip(axes, ("return", "objective")):
+            ax.plot(mean.index, mean[col], style, color=colors[tau], lw=1,
+                    label=f"{schedule} tau={fmt(tau)}")
+    axes[0].set_ylabel("return J (mean over inits)")
+    axes[1].set_ylabel("regularised J_tau")
+    for ax in axes:
+        ax.set_xlabel("update")
+    axes[0].legend(fontsize=6)
+    name = save(fig, fig_dir / "gridworld_curves.png")
+    s.blocks.append(Figure(name, f"Mean over initialisations at step size {fmt(step)}; dashed: decayed tau."))
+    return s
+
+
+def _probe_section(probes: pd.DataFrame, classes: pd.DataFrame, fig_dir: Path) -> Section:
+    s = Section("What kind of point? Random-perturbation probes")
+    s.blocks.append(
+        "Each probe moves the policy's parameters by +-epsilon along a random unit direction; Delta+ and Delta- "
+        "are the changes of the objective. Both negative: the objective falls on both sides (concave along "
+        "that direction); both positive: it rises; opposite signs: a slope. A point is a local optimum when "
+        "every direction falls on both sides or within the noise (here none: gradients are exact), a saddle "
+        "when some directions rise on both sides and others fall, linear when slopes remain "
+        "(`entrolab.measures.landscape.classify`).")
+    counts = (classes.groupby(["point", "objective", "epsilon", "tau"])["class"].value_counts(normalize=True)
+              .unstack(fill_value=0.0))
+    cols = [c for c in CLASS_ORDER if c in counts.columns]
+    rows = tuple((pt, obj, fmt(eps), fmt(tau)) + tuple(fmt(r[c], 3) for c in cols)
+                 for (pt, obj, eps, tau), r in counts.iterrows())
+    s.blocks.append(Table(("point", "objective", "epsilon", "tau") + tuple(cols), rows,
+                          caption="Fraction of the probed policies in each class."))
+    final = probes[(probes["point"] == "final") & (probes["objective"] == "regularised")]
+    eps = float(final["epsilon"].min())
+    final = final[np.isclose(final["epsilon"], eps)]
+    taus = sorted(final["tau"].unique())
+    fig, axes = panels(len(taus), ncols=3, panel=(2.4, 2.4))
+    for ax, tau in zip(axes, taus):
+        sub = final[final["tau"] == tau]
+        ax.scatter(sub["delta_plus"], sub["delta_minus"], s=4, alpha=0.5, c=sub["init"], cmap="tab10")
+        lim = max(1e-12, float(np.nanmax(np.abs(np.r_[sub["delta_plus"], sub["delta_minus"]]))) * 1.05)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.axvline(0, color="k", lw=0.5)
+        band = 2 * float(sub["noise_std"].max())
+        if band > 0:
+            ax.axhspan(-band, band, color="0.85", zorder=0)
+            ax.axvspan(-band, band, color="0.85", zorder=0)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_title(f"tau={fmt(tau)}", fontsize=8)
+        ax.set_xlabel("Delta+")
+        ax.set_ylabel("Delta-")
+    name = save(fig, fig_dir / "probe_scatter.png")
+    s.blocks.append(Figure(name, f"Probes of J_tau at the final policies, epsilon = {fmt(eps)}; colour: "
+                                 "initialisation. Third quadrant only: a local optimum."))
+    fig, axes = panels(2, ncols=2, panel=(3.4, 2.4))
+    colors = _tau_colors(taus)
+    for tau in taus:
+        sub = final[final["tau"] == tau]
+        for ax, col in zip(axes, ("gradient_proj", "curvature_proj")):
+            ax.hist(sub[col], bins=40, histtype="step", color=colors[tau], label=f"tau={fmt(tau)}")
+    axes[0].set_xlabel("gradient projection (Delta+ - Delta-)/2")
+    axes[1].set_xlabel("curvature projection (Delta+ + Delta-)/2")
+    axes[0].legend(fontsize=6)
+    name = save(fig, fig_dir / "probe_projections.png")
+    s.blocks.append(Figure(name, f"Projections of the probes at the final policies, epsilon = {fmt(eps)}."))
+    return s
+
+
+def _curvature_section(curv: pd.DataFrame) -> Section:
+    s = Section("Curvature of the regularised objective at the solutions")
+    s.blocks.append(
+        "The Hessian of J_tau at the final policies (step size as probed): its largest and smallest "
+        "eigenvalues and trace, exact (dense Hessian), beside Lanczos' extreme eigenvalues and Hutchinson's "
+        "trace estimate (`entrolab.measures.landscape`, matfree). Mean over the probed policies [min, max].")
+    rows = []
+    for tau, sub in curv.groupby("tau", sort=True):
+        def cell(col):
+            return f"{fmt(sub[col].mean())} [{fmt(sub[col].min())}, {fmt(sub[col].max())}]"
+        rows.append((fmt(tau), str(len(sub)), cell("largest"), cell("lanczos_largest"), cell("smallest"),
+                     cell("lanczos_smallest"), cell("trace"), cell("hutchinson_trace"),
+                     f"{sub['num_positive'].mean():.1f}"))
+    s.blocks.append(Table(("tau", "n", "largest", "Lanczos", "smallest", "Lanczos", "trace", "Hutchinson",
+                           "positive eigenvalues"), tuple(rows)))
+    return s
+
+
+def _interpolation_section(interp: pd.DataFrame, fig_dir: Path) -> Section:
+    s = Section("Interpolation between solutions that reached different goals")
+    s.blocks.append(
+        "J along theta(t) = (1 - t) theta_a + t theta_b, theta_a a solution that reached the better goal and "
+        "theta_b one that reached the other. tau0_solutions: the same two tau = 0 solutions, seen through "
+        "each tau's regularised objective; own_solutions: each tau's own pair, where its runs reached both "
+        "goals. A dip between t = 0 and t = 1 means the two optima are separated by a valley.")
+    pairs = [p for p in ("tau0_solutions", "own_solutions") if (interp["pair"] == p).any()]
+    colors = _tau_colors(interp["tau"].unique())
+    fig, axes = panels(2 * len(pairs), ncols=2, panel=(3.4, 2.4))
+    for k, pair in enumerate(pairs):
+        sub = interp[interp["pair"] == pair]
+        for tau, g in sub.groupby("tau"):
+            axes[2 * k].plot(g["t"], g["regularised"], color=colors[tau], lw=1, label=f"tau={fmt(tau)}")
+            axes[2 * k + 1].plot(g["t"], g["return"], color=colors[tau], lw=1)
+        axes[2 * k].set_title(f"{pair}: J_tau", fontsize=8)
+        axes[2 * k + 1].set_title(f"{pair}: J", fontsize=8)
+        for ax in axes[2 * k: 2 * k + 2]:
+            ax.axvline(0, color="0.6", lw=0.5)
+            ax.axvline(1, color="0.6", lw=0.5)
+            ax.set_xlabel("t")
+        axes[2 * k].legend(fontsize=6)
+    name = save(fig, fig_dir / "interpolation.png")
+    s.blocks.append(Figure(name, "The regularised objective and the return along the segments."))
+    rows = []
+    for (pair, tau), g in interp.groupby(["pair", "tau"], sort=True):
+        inside = g[(g["t"] >= 0) & (g["t"] <= 1)]
+        ends = min(g.loc[np.isclose(g["t"], 0), "regularised"].iloc[0], g.loc[np.isclose(g["t"], 1), "regularised"].iloc[0]) \
+            if np.isclose(g["t"], 0).any() and np.isclose(g["t"], 1).any() else np.nan
+        rows.append((pair, fmt(tau), fmt(ends - inside["regularised"].min())))
+    s.blocks.append(Table(("pair", "tau", "depth of the dip in J_tau (lower end minus minimum on [0, 1])"),
+                          tuple(rows)))
+    return s
+
+
+def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Path) -> tuple[str, list[Section]]:
+    def table(name):
+        df = tables.get(name)
+        return df if df is not None and not df.empty else None
+
+    sections = [_header(config)]
+    if table("gridworld_summary") is not None:
+        sections.append(_success_section(tables["gridworld_summary"], fig_dir))
+    if table("gridworld_curves") is not None:
+        sections.append(_curves_section(tables["gridworld_curves"], config.gridworld.step_sizes[0], fig_dir))
+    if table("probes") is not None and table("probe_classes") is not None:
+        sections.append(_probe_section(tables["probes"], tables["probe_classes"], fig_dir))
+    if table("curvature") is not None:
+        sections.append(_curvature_section(tables["curvature"]))
+    if table("interpolation") is not None:
+        sections.append(_interpolation_section(tables["interpolation"], fig_dir))
+    return f"Landscape study {config.name}", sections

@@ -1,0 +1,66 @@
+"""The tables of a landscape study, from its units' outputs (pure: the same outputs, the same tables).
+
+    gridworld_runs      one row per schedule x tau x step size x initialisation: the final return,
+                        the final regularised objective, the probability of reaching the better
+                        goal first (p_best; reached_best = p_best > 0.5), converged, stable
+    gridworld_summary   one row per schedule x tau x step size: the fraction of initialisations
+                        reaching the better goal and the mean final return, each with a percentile
+                        bootstrap interval over initialisations; the fractions stable and converged
+    gridworld_curves    one row per run and recorded update: return, objective, grad_norm, tau_t
+    probes              one row per probe direction x epsilon x (tau, init, point, objective)
+    probe_classes       one row per (tau, init, point, objective, epsilon): the class of the point
+                        and the fraction of directions with each label
+    curvature           one row per (tau, init): the Hessian of the regularised objective at the
+                        final policy: exact extreme eigenvalues and trace, Lanczos' and Hutchinson's
+    interpolation       one row per (pair, tau, t): J_tau ("regularised") and J_0 ("return") along
+                        the segment between two solutions that reached different goals
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from entrolab.stats import bootstrap_ci
+from entrolab.study.tables import TABLES_DIR, concat_parquet, write_table
+from entrolab.studies.landscape.config import LandscapeConfig
+from entrolab.studies.landscape.units import plan
+
+
+def summarize_runs(runs: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
+    rows = []
+    for (schedule, tau, step), sub in runs.groupby(["schedule", "tau", "step_size"], sort=True):
+        best = sub["reached_best"].to_numpy(float)
+        ret = sub["final_return"].to_numpy(float)
+        b, b_lo, b_hi = bootstrap_ci(best, np.mean, num_resamples=num_resamples, rng=0)
+        r, r_lo, r_hi = bootstrap_ci(ret, np.mean, num_resamples=num_resamples, rng=0)
+        rows.append({"schedule": schedule, "tau": tau, "step_size": step, "n": len(sub),
+                     "frac_best": b, "frac_best_low": b_lo, "frac_best_high": b_hi,
+                     "mean_return": r, "mean_return_low": r_lo, "mean_return_high": r_hi,
+                     "frac_stable": float(sub["stable"].mean()), "frac_converged": float(sub["converged"].mean())})
+    return pd.DataFrame(rows)
+
+
+def build_tables(study_dir: str | Path, config: LandscapeConfig, num_resamples: int | None = None) -> dict:
+    study_dir = Path(study_dir)
+    num_resamples = num_resamples or config.bootstrap
+    units = {u.id for u in plan(config)}
+    sweeps = [study_dir / "units" / u for u in ("gridworld/constant", "gridworld/decay") if u in units]
+    runs = concat_parquet([d / "runs.parquet" for d in sweeps])
+    tables = {
+        "gridworld_runs": runs,
+        "gridworld_summary": summarize_runs(runs, num_resamples) if not runs.empty else pd.DataFrame(),
+        "gridworld_curves": concat_parquet([d / "curves.parquet" for d in sweeps]),
+    }
+    probes = study_dir / "units" / "probes"
+    for name, file in [("probes", "probes"), ("probe_classes", "classes"), ("curvature", "curvature"),
+                       ("interpolation", "interpolation")]:
+        tables[name] = concat_parquet([probes / f"{file}.parquet"]) if (probes / f"{file}.parquet").exists() \
+            else pd.DataFrame()
+    out = study_dir / TABLES_DIR
+    out.mkdir(exist_ok=True)
+    for name, df in tables.items():
+        write_table(df, out / f"{name}.parquet")
+    return tables

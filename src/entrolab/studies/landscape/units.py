@@ -1,0 +1,208 @@
+"""The units of a landscape study and how each is executed.
+
+- ``gridworld/constant``: exact entropy-regularised policy gradient on the two-goal gridworld from
+  every initialisation x tau x step size, one vmapped program (`entrolab.tabular.gridworld.sweep`)
+  -> ``units/gridworld/constant/`` (runs.parquet, curves.parquet, params.npz: initial and final
+  parameters).
+- ``gridworld/decay`` (with ``[gridworld] decay``): the same with tau_t = tau_0 factor^t.
+- ``probes``: at the final policies of the first step size (and at their initialisations),
+  random-perturbation probes of the regularised objective and of the return, their classification,
+  the Hessian's extreme eigenvalues (Lanczos, and exactly: 108 parameters) and trace (Hutchinson,
+  and exactly), and interpolations between solutions that reached different goals ->
+  ``units/probes/`` (probes, classes, curvature, interpolation .parquet).
+
+Randomness comes from the config's `seed` and the unit's name (`entrolab.study.units.unit_key`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.flatten_util import ravel_pytree
+
+from entrolab.measures.landscape import (
+    classify, hessian_eigenvalues, hessian_trace, interpolate, label_fractions, perturbation_probe,
+)
+from entrolab.study.registry import Unit
+from entrolab.study.units import fingerprint, unit_key, write_parquet
+from entrolab.studies.landscape.config import LandscapeConfig
+from entrolab.tabular.gridworld import objective, sweep, two_goal_gridworld
+
+
+def plan(config: LandscapeConfig) -> list[Unit]:
+    c = json.loads(config.model_dump_json())
+    grid = c["gridworld"]
+    constant_fp = fingerprint({k: v for k, v in grid.items() if k != "decay"}, c["seed"])
+    units = [Unit("gridworld/constant", "sweep", {"schedule": "constant"}, (), constant_fp)]
+    if config.gridworld.decay is not None:
+        units.append(Unit("gridworld/decay", "sweep", {"schedule": "decay"}, (), fingerprint(grid, c["seed"])))
+    units.append(Unit("probes", "probes", {}, ("gridworld/constant",),
+                      fingerprint(constant_fp, c["probes"], c["seed"])))
+    return units
+
+
+def output_path(unit: Unit) -> str:
+    return f"units/{unit.id}"
+
+
+def execute(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress: Any = None) -> None:
+    {"sweep": _sweep, "probes": _probes}[unit.kind](config, study_dir, unit, out, progress)
+
+
+def gridworld(config: LandscapeConfig):
+    g = config.gridworld
+    return two_goal_gridworld(g.size, g.best_reward, g.second_reward, g.gamma)
+
+
+# ---- gridworld sweeps ----------------------------------------------------------------------------
+def _sweep(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    g = config.gridworld
+    schedule = unit.payload["schedule"]
+    with jax.enable_x64(True):  # gamma and the rewards in float64 (float32 rounding would stay in the cast)
+        mdp, initial, names = gridworld(config)
+    taus = g.taus if schedule == "constant" else [g.decay.tau]
+    factor = 1.0 if schedule == "constant" else g.decay.factor
+    task = progress.add_task(f"  gridworld {schedule}: {len(taus)} tau x {len(g.step_sizes)} steps x {g.inits} inits",
+                             total=None) if progress is not None else None
+    # the same initialisations for both schedules: the key is named for the sweep, not the unit
+    res = sweep(mdp, initial, names, unit_key(config.seed, "gridworld/inits"), taus, g.step_sizes, g.inits,
+                g.updates, g.init_scale, factor, g.record_every)
+    if task is not None:
+        progress.remove_task(task)
+    t_idx, s_idx, i_idx = np.meshgrid(np.arange(len(taus)), np.arange(len(g.step_sizes)), np.arange(g.inits),
+                                      indexing="ij")
+    runs = pd.DataFrame({
+        "schedule": schedule, "tau": np.asarray(taus)[t_idx.ravel()], "step_size": np.asarray(g.step_sizes)[s_idx.ravel()],
+        "init": i_idx.ravel(), "final_return": res["final_return"].ravel(),
+        "final_objective": res["final_objective"].ravel(), "p_best": res["p_best"].ravel(),
+        "converged": res["converged"].ravel(), "stable": res["stable"].ravel()})
+    runs["reached_best"] = runs["p_best"] > 0.5
+    write_parquet(runs, out / "runs.parquet")
+    curves = res["curves"]
+    num_records = curves["return"].shape[-1]
+    frame = {"schedule": schedule,
+             "tau": np.repeat(runs["tau"].to_numpy(), num_records),
+             "step_size": np.repeat(runs["step_size"].to_numpy(), num_records),
+             "init": np.repeat(runs["init"].to_numpy(), num_records),
+             "update": np.tile((np.arange(num_records) + 1) * g.record_every, len(runs))}
+    for name in ("return", "objective", "grad_norm", "tau"):
+        frame["tau_t" if name == "tau" else name] = curves[name].reshape(-1)
+    write_parquet(pd.DataFrame(frame), out / "curves.parquet")
+    np.savez(out / "params.npz", final_kernel=res["params"]["kernel"], final_bias=res["params"]["bias"],
+             init_kernel=res["init_params"]["kernel"], init_bias=res["init_params"]["bias"])
+
+
+def load_params(study_dir: Path, unit_id: str = "gridworld/constant") -> dict[str, np.ndarray]:
+    with np.load(study_dir / "units" / unit_id / "params.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ---- probes --------------------------------------------------------------------------------------
+def _probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    g, p = config.gridworld, config.probes
+    params = load_params(study_dir)
+    runs = pd.read_parquet(study_dir / "units" / "gridworld" / "constant" / "runs.parquet")
+    key = unit_key(config.seed, "probes")
+    rows, class_rows, curv_rows, interp = [], [], [], []
+    task = progress.add_task("  probes", total=len(g.taus) * p.inits) if progress is not None else None
+    with jax.enable_x64(True):
+        mdp, initial, _ = gridworld(config)
+        mdp = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, mdp)
+        initial = jnp.asarray(initial, jnp.float64)
+
+        def point(kind: str, t: int, i: int) -> dict:
+            if kind == "init":
+                return {"kernel": jnp.asarray(params["init_kernel"][i]), "bias": jnp.asarray(params["init_bias"][i])}
+            return {"kernel": jnp.asarray(params["final_kernel"][t, 0, i]),
+                    "bias": jnp.asarray(params["final_bias"][t, 0, i])}
+
+        def fn(tau: float):
+            return jax.jit(lambda q: objective(q, mdp, initial, tau))
+
+        for t, tau in enumerate(g.taus):
+            objectives = {"regularised": fn(tau), "return": fn(0.0)}
+            for i in range(p.inits):
+                for kind in ("init", "final"):
+                    theta = point(kind, t, i)
+                    for oname, f in objectives.items():
+                        k = jax.random.fold_in(key, i)  # the same directions at every tau, point, objective
+                        table = perturbation_probe(f, theta, k, p.directions, p.epsilons)
+                        ident = {"tau": tau, "init": i, "point": kind, "objective": oname}
+                        rows.append(table.assign(**ident))
+                        kinds = classify(table)
+                        kinds = kinds if isinstance(kinds, dict) else {float(p.epsilons[0]): kinds}
+                        frac = label_fractions(table)
+                        for _, r in frac.iterrows():
+                            class_rows.append({**ident, "epsilon": float(r["epsilon"]),
+                                               "class": kinds[float(r["epsilon"])],
+                                               **{f"frac_{lab}": float(r[lab]) for lab in frac.columns[1:]}})
+                curv_rows.append(_curvature(objectives["regularised"], point("final", t, i), tau, i,
+                                            jax.random.fold_in(key, 10_000 + i), p))
+                if task is not None:
+                    progress.update(task, advance=1)
+            interp.extend(_interpolations(runs, params, g, p, t, tau, objectives))
+    if task is not None:
+        progress.remove_task(task)
+    write_parquet(pd.concat(rows, ignore_index=True), out / "probes.parquet")
+    write_parquet(pd.DataFrame(class_rows), out / "classes.parquet")
+    write_parquet(pd.DataFrame(curv_rows), out / "curvature.parquet")
+    write_parquet(pd.concat(interp, ignore_index=True) if interp else pd.DataFrame(
+        columns=["pair", "tau", "init_a", "init_b", "t", "regularised", "return"]), out / "interpolation.parquet")
+
+
+def _curvature(f, theta, tau, init, key, p) -> dict:
+    """The Hessian of the regularised objective at a final policy: exact eigenvalues and trace (the
+    dense Hessian of 108 parameters), Lanczos' extreme eigenvalues and Hutchinson's trace."""
+    flat, unravel = ravel_pytree(theta)
+    dense = np.asarray(jax.hessian(lambda x: f(unravel(x)))(flat))
+    eig = np.linalg.eigvalsh(0.5 * (dense + dense.T))
+    k1, k2 = jax.random.split(key)
+    lanczos = hessian_eigenvalues(f, theta, k1, num_matvecs=p.lanczos, k=1)
+    trace = hessian_trace(f, theta, k2, num_samples=p.hutchinson)
+    return {"tau": tau, "init": init, "largest": float(eig[-1]), "smallest": float(eig[0]),
+            "trace": float(eig.sum()), "lanczos_largest": float(lanczos["largest"][0]),
+            "lanczos_smallest": float(lanczos["smallest"][0]), "hutchinson_trace": float(trace),
+            "num_positive": int((eig > 1e-8 * max(1.0, abs(eig).max())).sum()),
+            "num_negative": int((eig < -1e-8 * max(1.0, abs(eig).max())).sum())}
+
+
+def _interpolations(runs: pd.DataFrame, params, g, p, t: int, tau: float, objectives) -> list[pd.DataFrame]:
+    """J_tau and J_0 along the segment between two final policies of the first step size that reached
+    different goals: the first tau = 0 solutions of each goal ("tau0_solutions", the same segment
+    at every tau), and this tau's own ("own_solutions"), where both goals were reached."""
+    step = g.step_sizes[0]
+    out = []
+    ts = np.linspace(-0.5, 1.5, p.interpolation_points)
+
+    def pair(tau_index: int, tau_value: float):
+        sub = runs[(runs["schedule"] == "constant") & np.isclose(runs["tau"], tau_value)
+                   & np.isclose(runs["step_size"], step)].sort_values("init")
+        best = sub[sub["reached_best"]]["init"].tolist()
+        second = sub[~sub["reached_best"]]["init"].tolist()
+        if not best or not second:
+            return None
+        a, b = int(best[0]), int(second[0])
+
+        def theta(i):
+            return {"kernel": jnp.asarray(params["final_kernel"][tau_index, 0, i]),
+                    "bias": jnp.asarray(params["final_bias"][tau_index, 0, i])}
+
+        return a, b, theta(a), theta(b)
+
+    for name, (ti, tv) in {"tau0_solutions": (0, g.taus[0]), "own_solutions": (t, tau)}.items():
+        if name == "tau0_solutions" and g.taus[0] != 0.0:
+            continue
+        found = pair(ti, tv)
+        if found is None:
+            continue
+        a, b, pa, pb = found
+        table = interpolate(objectives, pa, pb, ts)
+        out.append(table.assign(pair=name, tau=tau, init_a=a, init_b=b))
+    return out

@@ -1,0 +1,87 @@
+"""The landscape study kind end to end on configs/tiny-landscape.toml (seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from entrolab.study.config import StudyConfigError, load_config, parse_config
+from entrolab.study.runner import run_study
+from entrolab.study.tables import load_tables
+from entrolab.tabular.gridworld import objective, two_goal_gridworld
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny-landscape.toml"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("landscape")
+    run_study(TINY, out)
+    return out, load_config(TINY), load_tables(out)
+
+
+def test_tables_agree_with_each_other_and_with_direct_computations(study):
+    out, config, tables = study
+    g = config.gridworld
+    runs, summary = tables["gridworld_runs"], tables["gridworld_summary"]
+    assert len(runs) == (len(g.taus) + 1) * len(g.step_sizes) * g.inits  # + the decayed schedule
+    # the summary's fractions are the runs' (recomputed here by pandas, not by the study)
+    direct = runs.groupby(["schedule", "tau", "step_size"])["reached_best"].mean().to_numpy()
+    np.testing.assert_allclose(summary.sort_values(["schedule", "tau", "step_size"])["frac_best"], direct)
+    assert (summary["frac_best_low"] <= summary["frac_best"]).all() and (summary["frac_best"] <= summary["frac_best_high"]).all()
+    # the probes: every (tau, init, point, objective) x directions x epsilons
+    p = config.probes
+    assert len(tables["probes"]) == len(g.taus) * p.inits * 2 * 2 * p.directions * len(p.epsilons)
+    assert len(tables["probe_classes"]) == len(g.taus) * p.inits * 2 * 2 * len(p.epsilons)
+    # the interpolation's ends are the solutions: J_0 at t = 0 and 1 is their final return in the runs table
+    interp = tables["interpolation"]
+    first = interp[(interp["pair"] == "tau0_solutions") & (interp["tau"] == 0.0)]
+    assert len(first) == p.interpolation_points
+    r0 = runs[(runs["schedule"] == "constant") & (runs["tau"] == 0.0) & (runs["step_size"] == g.step_sizes[0])]
+    for t, init in ((0.0, first["init_a"].iloc[0]), (1.0, first["init_b"].iloc[0])):
+        got = first.loc[np.isclose(first["t"], t), "return"].iloc[0]
+        assert got == pytest.approx(r0.loc[r0["init"] == init, "final_return"].iloc[0], rel=1e-9)
+    assert bool(r0.loc[r0["init"] == first["init_a"].iloc[0], "reached_best"].iloc[0])
+    assert not bool(r0.loc[r0["init"] == first["init_b"].iloc[0], "reached_best"].iloc[0])
+
+
+def test_curvature_exact_and_lanczos_agree_at_the_most_negative_eigenvalue(study):
+    _, _, tables = study
+    curv = tables["curvature"]
+    np.testing.assert_allclose(curv["lanczos_smallest"], curv["smallest"], rtol=1e-6)
+    assert (curv["lanczos_largest"] <= curv["largest"] + 1e-9).all()  # Ritz values lie inside the spectrum
+
+
+def test_stored_final_parameters_give_the_stored_return(study):
+    out, config, tables = study
+    with np.load(out / "units" / "gridworld" / "constant" / "params.npz") as z:
+        kernel, bias = z["final_kernel"], z["final_bias"]
+    g = config.gridworld
+    with jax.enable_x64(True):
+        mdp, initial, _ = two_goal_gridworld(g.size, g.best_reward, g.second_reward, g.gamma)
+        value = float(objective({"kernel": jnp.asarray(kernel[1, 0, 3]), "bias": jnp.asarray(bias[1, 0, 3])},
+                                mdp, initial, 0.0))
+    runs = tables["gridworld_runs"]
+    row = runs[(runs["schedule"] == "constant") & (runs["tau"] == g.taus[1]) & (runs["step_size"] == g.step_sizes[0])
+               & (runs["init"] == 3)]
+    assert value == pytest.approx(row["final_return"].iloc[0], rel=1e-9)
+    assert (out / "report" / "index.html").exists()
+    assert {"gridworld_success.png", "probe_scatter.png", "interpolation.png"} <= {
+        f.name for f in (out / "report" / "figures").iterdir()}
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(gridworld=dict(updates=15, record_every=10)), "multiple of record_every"),
+    (dict(gridworld=dict(taus=[0.1, 0.1])), "distinct"),
+    (dict(gridworld=dict(second_reward=6.0)), "second_reward must be below"),
+    (dict(probes=dict(lanczos=500)), "at most the policy's 108 parameters"),
+    (dict(probes=dict(inits=100)), "at most gridworld.inits"),
+])
+def test_config_mistakes(change, message):
+    with pytest.raises(StudyConfigError, match=message):
+        parse_config({"kind": "landscape", "name": "x", **change})
