@@ -85,3 +85,43 @@ def test_stored_final_parameters_give_the_stored_return(study):
 def test_config_mistakes(change, message):
     with pytest.raises(StudyConfigError, match=message):
         parse_config({"kind": "landscape", "name": "x", **change})
+
+
+def test_probes_of_trained_checkpoints(tmp_path):
+    """[policies]: checkpoints laid out as a study's (two untrained Lorenz policies here); the stored
+    centre value is the sampled return at the checkpoint, recomputed directly with the unit's key."""
+    from entrolab.agents.evaluate import episode_returns
+    from entrolab.agents.policy import GaussianPolicy
+    from entrolab.checkpoint import load_policy, save_checkpoint
+    from entrolab.envs import make
+    from entrolab.study.units import unit_key
+
+    policy = GaussianPolicy(obs_dim=3, action_dim=3, hidden_sizes=(4,))
+    other = tmp_path / "other"
+    for seed, alpha in [(0, 0.0), (1, 0.1)]:
+        params = policy.init(jax.random.key(seed))
+        save_checkpoint(other / "train" / "v" / "checkpoints" / f"run{seed}", policy, {"policy": params},
+                        algorithm="ppo", config={}, hparams={},
+                        env={"name": "lorenz", "overrides": {"max_steps_in_episode": 10, "obs_noise_std": 0.1}},
+                        extra={"seed": seed, "alpha": alpha})
+    config = parse_config({"kind": "landscape", "name": "p",
+                           "gridworld": {"size": 2, "taus": [0.0], "inits": 2, "updates": 20},
+                           "probes": {"directions": 4, "inits": 1, "lanczos": 4, "hutchinson": 4,
+                                      "interpolation_points": 3},
+                           "policies": {"study": str(other), "directions": 6, "epsilons": [0.1], "episodes": 3,
+                                        "repeats": 3}})
+    out = tmp_path / "study"
+    run_study(config, out, report=True)
+    tables = load_tables(out)
+    probes, classes = tables["policy_probes"], tables["policy_classes"]
+    assert len(probes) == 2 * 6 and len(classes) == 2
+    assert set(classes["alpha"]) == {0.0, 0.1}
+    loaded = load_policy(other / "train" / "v" / "checkpoints" / "run1")
+    env, env_params = make("lorenz", max_steps_in_episode=10)  # noise-free, as the unit evaluates
+    k_eval = jax.random.split(unit_key(config.seed, "policies"), 3)[1]
+    direct = float(episode_returns(policy, loaded.params, env, env_params, k_eval, 3, 10, True).mean())
+    got = classes.loc[classes["seed"] == 1, "j_center"].iloc[0]
+    assert got == pytest.approx(direct, rel=1e-6)
+    assert "Trained policies" in (out / "report" / "report.md").read_text()
+    with pytest.raises(StudyConfigError, match="no trained checkpoints"):
+        parse_config({"kind": "landscape", "name": "p", "policies": {"study": str(tmp_path / "none")}})

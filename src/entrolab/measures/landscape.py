@@ -47,6 +47,9 @@ directions, filter-normalised as in Li et al. (2018, "Visualizing the loss lands
 nets") if asked: each column of a weight matrix (one output unit) scaled to the norm of the same
 column of theta, vectors (biases) set to zero.
 
+`checkpoint_objective` turns a trained policy (any entrolab checkpoint) into a sampled objective of
+its trainable parameters, for the probes and interpolations.
+
 Curvature: `hvp` (forward-over-reverse autodiff), `hessian_eigenvalues` (the extreme eigenvalues
 by Lanczos with full reorthogonalisation, `matfree.decomp.tridiag_sym`), `hessian_trace`
 (Hutchinson's estimator with Rademacher vectors, `matfree.stochtrace`). Exact objectives only; for
@@ -62,6 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax.flatten_util import ravel_pytree
+
+from entrolab.agents.evaluate import episode_returns
 
 LABELS = ("down", "up", "slope", "flat", "half")
 CLASSES = ("local_optimum", "saddle", "linear", "flat", "local_minimum")
@@ -79,8 +84,8 @@ def _evaluate(objective: Callable, unravel: Callable, vectors: jax.Array, key, b
         return _call(objective, unravel(v), key)
 
     if batch_size is None or batch_size >= vectors.shape[0]:
-        return jax.vmap(one)(vectors)
-    return jax.lax.map(one, vectors, batch_size=batch_size)
+        return jax.jit(jax.vmap(one))(vectors)
+    return jax.jit(lambda v: jax.lax.map(one, v, batch_size=batch_size))(vectors)
 
 
 def _epsilons(epsilon) -> np.ndarray:
@@ -302,6 +307,28 @@ def plane(
     points = a0 + coeffs[:, :1] * u + coeffs[:, 1:] * v
     values = _evaluate(objective, unravel, points, key if sampled else None, batch_size)
     return pd.DataFrame({"a": aa.ravel(), "b": bb.ravel(), "value": np.asarray(values, np.float64)})
+
+
+def checkpoint_objective(loaded, env, env_params, num_episodes: int, num_steps: int | None = None,
+                         deterministic: bool = True) -> tuple[Callable, dict]:
+    """The sampled return of a trained policy as a function of its trainable parameters:
+    `(objective(point, key), point)`, the mean undiscounted return of `num_episodes` episodes of
+    `env`. The point is the checkpoint's parameters without the observation statistics
+    ("obs_norm", fixed: they are data, not weights) and, for the deterministic policy, without the
+    log-std (it never acts there, so its directions would all be exactly flat). Any checkpoint
+    `entrolab.checkpoint.load_policy` reads (PPO, SAC, SAC-AdaEnt) on any entrolab or gymnax env."""
+    num_episodes = _positive_int("num_episodes", num_episodes)
+    steps = int(env_params.max_steps_in_episode) if num_steps is None else _positive_int("num_steps", num_steps)
+    frozen = {"obs_norm"} | ({"log_std"} if deterministic else set())
+    params = loaded.params
+    point = {k: v for k, v in params.items() if k not in frozen}
+    rest = {k: v for k, v in params.items() if k in frozen}
+
+    def objective(p, key):
+        return episode_returns(loaded.policy, {**rest, **p}, env, env_params, key, num_episodes, steps,
+                               deterministic).mean()
+
+    return objective, point
 
 
 # ---- curvature ----------------------------------------------------------------------------------

@@ -23,11 +23,19 @@ After Ahmed et al. (ICML 2019), on the two-goal gridworld of their code with exa
     hutchinson = 200                          # Rademacher vectors for the Hessian's trace
     interpolation_points = 41
 
+    [policies]                                # optional: probes of trained checkpoints
+    study = "runs/lorenz-quick"               # a robustness (or comparison) study directory
+    directions = 50
+    epsilons = [0.01, 0.1]
+    episodes = 16                             # per evaluation of the sampled return
+    repeats = 8                               # evaluations at each policy (the noise band)
+
 Every mistake is a `StudyConfigError` naming the key, before any work.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -97,12 +105,31 @@ class ProbeSpec(Strict):
         return ints_to_floats(v)
 
 
+class PoliciesSpec(Strict):
+    study: str  # a study directory with trained checkpoints: train/**/checkpoints/RUN/manifest.json
+    directions: PosInt = 50
+    epsilons: list[PosFloat] = Field(default_factory=lambda: [0.01, 0.1], min_length=1)
+    episodes: PosInt = 16
+    repeats: Annotated[int, Field(ge=2)] = 8
+    mode: Literal["deterministic", "stochastic"] = "deterministic"
+
+    @field_validator("epsilons", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, v):
+        return ints_to_floats(v)
+
+    def checkpoints(self) -> list[Path]:
+        """The checkpoint directories of the study, sorted."""
+        return sorted(p.parent for p in Path(self.study).glob("train/**/checkpoints/*/manifest.json"))
+
+
 class LandscapeConfig(StudyConfigBase):
     kind: Literal["landscape"] = "landscape"
     seed: Annotated[int, Field(ge=0)] = 0
     bootstrap: PosInt = 2000
     gridworld: GridworldSpec = Field(default_factory=GridworldSpec)
     probes: ProbeSpec = Field(default_factory=ProbeSpec)
+    policies: PoliciesSpec | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -112,4 +139,7 @@ class LandscapeConfig(StudyConfigBase):
             raise ValueError(f"probes.lanczos ({p.lanczos}) must be at most the policy's {num_params} parameters")
         if p.inits > g.inits:
             raise ValueError(f"probes.inits ({p.inits}) must be at most gridworld.inits ({g.inits})")
+        if self.policies is not None and not self.policies.checkpoints():
+            raise ValueError(f"policies.study: no trained checkpoints under {self.policies.study!r} "
+                             "(train/**/checkpoints/RUN/manifest.json); run that study first")
         return self

@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from entrolab.report.document import Figure, Section, Table, fmt, fmt_ci  # noqa: E402
-from entrolab.report.figures import panels, save  # noqa: E402
+from entrolab.report.figures import jitter, panels, save  # noqa: E402
+from entrolab.stats import kendall_trend  # noqa: E402
 
 if TYPE_CHECKING:
     from entrolab.studies.landscape.config import LandscapeConfig
@@ -203,6 +204,50 @@ def _interpolation_section(interp: pd.DataFrame, fig_dir: Path) -> Section:
     return s
 
 
+def _policies_section(classes: pd.DataFrame, num_resamples: int, fig_dir: Path) -> Section:
+    s = Section("Trained policies: are entropy-trained policies at flatter points?")
+    s.blocks.append(
+        "Probes of the sampled return of each trained checkpoint of the study named in [policies] (noise-free "
+        "env, the same directions and episodes for every policy). Curvature: the mean curvature projection "
+        "(Delta+ + Delta-)/2 over directions, relative to |J| (more negative: the return falls faster on both "
+        "sides, a sharper point). Flat: the fraction of directions whose pair stays within 2 std of the "
+        "return's noise. Trend: Kendall's tau between alpha and the per-policy value, interval from "
+        "resampling whole seeds.")
+    df = classes.assign(rel_curvature=classes["mean_curvature_proj"] / classes["j_center"].abs())
+    rows, trend_rows = [], []
+    for (env, eps), sub in df.groupby(["env", "epsilon"], sort=True):
+        for alpha, g in sub.groupby("alpha", sort=True):
+            rows.append((env, fmt(eps), fmt(alpha), str(len(g)), fmt(g["j_center"].mean()),
+                         fmt(g["rel_curvature"].mean()), fmt(g["frac_flat"].mean(), 3), fmt(g["frac_down"].mean(), 3),
+                         ", ".join(f"{k} {v}" for k, v in g["class"].value_counts().items())))
+        for col in ("rel_curvature", "frac_flat"):
+            if sub["alpha"].nunique() > 1 and len(sub) >= 3:
+                t = kendall_trend(sub, "alpha", col, "seed", num_resamples=num_resamples, rng=0)
+                trend_rows.append((env, fmt(eps), col, str(t["n"]),
+                                   fmt_ci(t["kendall_tau"], t["kendall_tau_low"], t["kendall_tau_high"])))
+    s.blocks.append(Table(("env", "epsilon", "alpha", "n", "J", "curvature / |J|", "flat", "down", "classes"),
+                          tuple(rows), caption="Means over the policies of each alpha."))
+    if trend_rows:
+        s.blocks.append(Table(("env", "epsilon", "value", "n", "Kendall tau(alpha, value) [95% CI over seeds]"),
+                              tuple(trend_rows)))
+    keys = list(df.groupby(["env", "epsilon"], sort=True).groups)
+    fig, axes = panels(len(keys), ncols=3, panel=(2.6, 2.2))
+    rng = np.random.default_rng(0)
+    for ax, (env, eps) in zip(axes, keys):
+        sub = df[(df["env"] == env) & np.isclose(df["epsilon"], eps)]
+        alphas = sorted(sub["alpha"].unique())
+        for i, alpha in enumerate(alphas):
+            y = sub[sub["alpha"] == alpha]["rel_curvature"].to_numpy()
+            ax.scatter(i + jitter(y.size, rng, 0.12), y, s=10)
+        ax.set_xticks(range(len(alphas)), [fmt(a) for a in alphas])
+        ax.set_xlabel("alpha")
+        ax.set_ylabel("curvature / |J|")
+        ax.set_title(f"{env}, epsilon={fmt(eps)}", fontsize=8)
+    name = save(fig, fig_dir / "policy_curvature.png")
+    s.blocks.append(Figure(name, "Per policy: the mean curvature projection relative to |J|, by alpha."))
+    return s
+
+
 def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Path) -> tuple[str, list[Section]]:
     def table(name):
         df = tables.get(name)
@@ -219,4 +264,6 @@ def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Pa
         sections.append(_curvature_section(tables["curvature"]))
     if table("interpolation") is not None:
         sections.append(_interpolation_section(tables["interpolation"], fig_dir))
+    if table("policy_classes") is not None:
+        sections.append(_policies_section(tables["policy_classes"], config.bootstrap, fig_dir))
     return f"Landscape study {config.name}", sections

@@ -1,4 +1,4 @@
 """The names a landscape study's tables share with its report (no computation, no JAX)."""
 
 TABLES = ("gridworld_runs", "gridworld_summary", "gridworld_curves", "probes", "probe_classes", "curvature",
-          "interpolation")
+          "interpolation", "policy_probes", "policy_classes")

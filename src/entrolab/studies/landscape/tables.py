@@ -14,6 +14,10 @@
                         final policy: exact extreme eigenvalues and trace, Lanczos' and Hutchinson's
     interpolation       one row per (pair, tau, t): J_tau ("regularised") and J_0 ("return") along
                         the segment between two solutions that reached different goals
+    policy_probes       ([policies]) one row per checkpoint x direction x epsilon: probes of the
+                        sampled return of another study's trained policies
+    policy_classes      one row per checkpoint x epsilon: the class, the label fractions, the mean
+                        curvature projection and the noise
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ def build_tables(study_dir: str | Path, config: LandscapeConfig, num_resamples: 
                        ("interpolation", "interpolation")]:
         tables[name] = concat_parquet([probes / f"{file}.parquet"]) if (probes / f"{file}.parquet").exists() \
             else pd.DataFrame()
+    pol = study_dir / "units" / "policies"
+    for name, file in [("policy_probes", "probes"), ("policy_classes", "classes")]:
+        tables[name] = pd.read_parquet(pol / f"{file}.parquet") if "policies" in units and \
+            (pol / f"{file}.parquet").exists() else pd.DataFrame()
     out = study_dir / TABLES_DIR
     out.mkdir(exist_ok=True)
     for name, df in tables.items():

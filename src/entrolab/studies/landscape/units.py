@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 from jax.flatten_util import ravel_pytree
 
+from entrolab.checkpoint import load_policy
+from entrolab.envs import make
 from entrolab.measures.landscape import (
-    classify, hessian_eigenvalues, hessian_trace, interpolate, label_fractions, perturbation_probe,
+    checkpoint_objective, classify, hessian_eigenvalues, hessian_trace, interpolate, label_fractions, perturbation_probe,
 )
 from entrolab.study.registry import Unit
 from entrolab.study.units import fingerprint, unit_key, write_parquet
@@ -44,6 +46,10 @@ def plan(config: LandscapeConfig) -> list[Unit]:
         units.append(Unit("gridworld/decay", "sweep", {"schedule": "decay"}, (), fingerprint(grid, c["seed"])))
     units.append(Unit("probes", "probes", {}, ("gridworld/constant",),
                       fingerprint(constant_fp, c["probes"], c["seed"])))
+    if config.policies is not None:
+        ckpts = [(str(p), json.loads((p / "manifest.json").read_text())["params_sha256"])
+                 for p in config.policies.checkpoints()]
+        units.append(Unit("policies", "policies", {}, (), fingerprint(c["policies"], ckpts, c["seed"])))
     return units
 
 
@@ -52,7 +58,7 @@ def output_path(unit: Unit) -> str:
 
 
 def execute(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress: Any = None) -> None:
-    {"sweep": _sweep, "probes": _probes}[unit.kind](config, study_dir, unit, out, progress)
+    {"sweep": _sweep, "probes": _probes, "policies": _policies}[unit.kind](config, study_dir, unit, out, progress)
 
 
 def gridworld(config: LandscapeConfig):
@@ -206,3 +212,46 @@ def _interpolations(runs: pd.DataFrame, params, g, p, t: int, tau: float, object
         table = interpolate(objectives, pa, pb, ts)
         out.append(table.assign(pair=name, tau=tau, init_a=a, init_b=b))
     return out
+
+
+# ---- trained policies ----------------------------------------------------------------------------
+def _policies(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    """Probes of the sampled return of every checkpoint of another study, noise-free env, the same
+    directions' key and episode key for every checkpoint (common random numbers across policies of
+    one shape)."""
+    spec = config.policies
+    key = unit_key(config.seed, "policies")
+    rows, class_rows = [], []
+    ckpts = spec.checkpoints()
+    task = progress.add_task("  policy probes", total=len(ckpts)) if progress is not None else None
+    for path in ckpts:
+        loaded = load_policy(path)
+        env_spec = loaded.manifest["env"]
+        env, env_params = make(env_spec["name"], **{**env_spec.get("overrides", {}), "obs_noise_std": 0.0,
+                                                     "action_noise_std": 0.0})
+        f, point = checkpoint_objective(loaded, env, env_params, spec.episodes,
+                                        deterministic=spec.mode == "deterministic")
+        table = perturbation_probe(f, point, key, spec.directions, spec.epsilons, num_repeats=spec.repeats,
+                                   sampled=True)
+        extra = loaded.manifest.get("extra", {})
+        ident = {"checkpoint": str(Path(path).relative_to(spec.study)), "env": env_spec["name"],
+                 "algorithm": loaded.manifest.get("algorithm"), "alpha": float(extra.get("alpha", np.nan)),
+                 "seed": int(extra.get("seed", -1))}
+        rows.append(table.assign(**ident))
+        kinds = classify(table)
+        kinds = kinds if isinstance(kinds, dict) else {float(spec.epsilons[0]): kinds}
+        frac = label_fractions(table)
+        for _, r in frac.iterrows():
+            eps = float(r["epsilon"])
+            sub = table[np.isclose(table["epsilon"], eps)]
+            class_rows.append({**ident, "epsilon": eps, "class": kinds[eps], "j_center": float(sub["j_center"].iloc[0]),
+                               "noise_std": float(sub["noise_std"].iloc[0]),
+                               "mean_curvature_proj": float(sub["curvature_proj"].mean()),
+                               "mean_abs_gradient_proj": float(sub["gradient_proj"].abs().mean()),
+                               **{f"frac_{lab}": float(r[lab]) for lab in frac.columns[1:]}})
+        if task is not None:
+            progress.update(task, advance=1)
+    if task is not None:
+        progress.remove_task(task)
+    write_parquet(pd.concat(rows, ignore_index=True), out / "probes.parquet")
+    write_parquet(pd.DataFrame(class_rows), out / "classes.parquet")
