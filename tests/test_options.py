@@ -17,8 +17,10 @@ from entrolab.agents.options import (
 )
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams
 from entrolab.agents.sac.config import SACConfig, SACHParams
+from entrolab.agents.reinforce import ReinforceConfig, ReinforceHParams
 
-CLASSES = {"ppo": (PPOConfig, PPOHParams), "sac": (SACConfig, SACHParams), "sac-adaent": (SACConfig, SACHParams)}
+CLASSES = {"ppo": (PPOConfig, PPOHParams), "sac": (SACConfig, SACHParams), "sac-adaent": (SACConfig, SACHParams),
+           "reinforce": (ReinforceConfig, ReinforceHParams)}
 
 
 def error_lines(excinfo) -> list[str]:
@@ -45,7 +47,7 @@ def test_hparams_fields_stay_pytree_leaves(cls):
 @pytest.mark.parametrize("algo", ALGOS)
 def test_options_follow_the_dataclasses(algo):
     config_cls, hparams_cls = CLASSES[algo]
-    entropy = "ent_coef" if algo == "ppo" else "alpha"
+    entropy = {"ppo": "ent_coef", "reinforce": "std"}.get(algo, "alpha")
     not_settable = {"total_timesteps", entropy, "adaent"}
     expected = [(f.name, "config", f.default, f.metadata["help"]) for f in dataclasses.fields(config_cls)]
     expected += [(f.name, "hparams", f.default, f.metadata["help"]) for f in dataclasses.fields(hparams_cls)]
@@ -53,8 +55,9 @@ def test_options_follow_the_dataclasses(algo):
     assert all(isinstance(o, Option) for o in opts)
     assert [(o.name, o.target, o.default, o.help) for o in opts] == [e for e in expected if e[0] not in not_settable]
     types = {o.name: o.type for o in opts}
-    assert types["num_envs"] == "int" and types["hidden_sizes"] == "tuple[int, ...]"
-    assert types["critic_hidden_sizes"] == "tuple[int, ...] | None" and types["gamma"] == "float"
+    assert types["hidden_sizes"] == "tuple[int, ...]" and types["gamma"] == "float"
+    if algo != "reinforce":
+        assert types["num_envs"] == "int" and types["critic_hidden_sizes"] == "tuple[int, ...] | None"
     table = describe(algo)
     for o in opts:
         assert any(line.startswith(o.name + " ") and o.help in line for line in table.splitlines()), o.name
@@ -62,7 +65,7 @@ def test_options_follow_the_dataclasses(algo):
 
 def test_unknown_algorithm():
     for call in (lambda: options("dqn"), lambda: describe("dqn"), lambda: build("dqn", {}, total_timesteps=10)):
-        with pytest.raises(OptionError, match="unknown algorithm 'dqn'; available: ppo, sac, sac-adaent"):
+        with pytest.raises(OptionError, match="unknown algorithm 'dqn'; available: ppo, sac, sac-adaent, reinforce"):
             call()
 
 

@@ -133,8 +133,8 @@ def _parse_floats(text: str, what: str) -> list[float]:
 @app.command()
 def train(
     env: str = typer.Option("lorenz", help="Environment: lorenz, ks, or gymnax:NAME (e.g. gymnax:Pendulum-v1)."),
-    algo: str = typer.Option("ppo", help="Algorithm: ppo, sac or sac-adaent."),
-    alpha: str = typer.Option("0,0.01,0.05,0.1", help="Initial entropy coefficients, comma-separated."),
+    algo: str = typer.Option("ppo", help="Algorithm: ppo, sac, sac-adaent or reinforce."),
+    alpha: str = typer.Option("0,0.01,0.05,0.1", help="Initial entropy coefficients (SAC: temperatures; REINFORCE: the fixed policy stds), comma-separated."),
     seeds: int = typer.Option(8, help="Seeds per coefficient."),
     steps: int = typer.Option(1_000_000, help="Env steps per agent."),
     out: Path = typer.Option(Path("runs/train"), help="Output directory."),
@@ -195,7 +195,7 @@ def train(
 
 
 @app.command("options")
-def list_options(algo: str = typer.Argument(..., help="Algorithm: ppo, sac or sac-adaent.")) -> None:
+def list_options(algo: str = typer.Argument(..., help="Algorithm: ppo, sac, sac-adaent or reinforce.")) -> None:
     """List the options of ALGO (for `entrolab train --set KEY=VALUE` or `--options FILE.toml`)."""
     from entrolab.agents.options import OptionError, describe
 

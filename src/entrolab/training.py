@@ -28,6 +28,8 @@ import numpy as np
 
 from entrolab.agents.evaluate import episode_returns
 from entrolab.agents.ppo import PPOConfig, PPOHParams, make_train
+from entrolab.agents.reinforce import ReinforceConfig
+from entrolab.agents.reinforce import make_train as make_reinforce
 from entrolab.agents.sac import SACConfig
 from entrolab.agents.sac import make_train as make_sac
 from entrolab.agents.sac.train import summarize
@@ -72,8 +74,16 @@ class _Learner:
             self.run_units = lambda state, hp, env_params, n, phase: self.trainer.run(state, hp, env_params, n)
             self.plan = lambda total: [(None, total)]
             return
+        if isinstance(config, ReinforceConfig):
+            self.name, self.alpha_field = "reinforce", "std"  # the sweep's "alphas" are the fixed stds
+            self.trainer = make_reinforce(config, env, env_params)
+            self.num_units = self.trainer.num_updates
+            self.steps_per_unit = config.num_trajectories * self.trainer.num_steps
+            self.run_units = lambda state, hp, env_params, n, phase: self.trainer.run(state, hp, env_params, n)
+            self.plan = lambda total: [(None, total)]
+            return
         if not isinstance(config, SACConfig):
-            raise ValueError(f"config must be a PPOConfig or a SACConfig, got {type(config).__name__}")
+            raise ValueError(f"config must be a PPOConfig, a SACConfig or a ReinforceConfig, got {type(config).__name__}")
         self.name = "sac-adaent" if config.adaent else "sac"
         self.alpha_field = "alpha"
         self.trainer = trainer = make_sac(config, env, env_params)
@@ -135,7 +145,10 @@ def train_sweep(
     pairs = [(a, s) for a in alphas for s in range(seed_offset, seed_offset + int(num_seeds))]
     num_agents = len(pairs)
     learner = _Learner(config, env, env_params)
-    if learner.name != "ppo":
+    if learner.name in ("reinforce",):
+        if min(alphas) <= 0:
+            raise ValueError("for REINFORCE the alphas are the policy's fixed stds and must be > 0")
+    elif learner.name != "ppo":
         hparams.check(config)
         if config.auto_alpha and min(alphas) <= 0:
             raise ValueError("with automatic alpha the alphas are initial temperatures and must be > 0")

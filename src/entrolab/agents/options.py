@@ -45,11 +45,12 @@ from typing import Any
 
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams
 from entrolab.agents.sac.config import SACConfig, SACHParams
+from entrolab.agents.reinforce import ReinforceConfig, ReinforceHParams
 
 __all__ = ["ALGOS", "Option", "OptionError", "build", "describe", "load_options", "options", "parse_assignments",
            "task_defaults"]
 
-ALGOS = ("ppo", "sac", "sac-adaent")
+ALGOS = ("ppo", "sac", "sac-adaent", "reinforce")
 
 
 class OptionError(ValueError):
@@ -86,6 +87,8 @@ _SPECS: dict[str, _Spec] = {
     "ppo": _Spec(PPOConfig, PPOHParams, "ent_coef", {}),
     "sac": _Spec(SACConfig, SACHParams, "alpha", {"adaent": False}),
     "sac-adaent": _Spec(SACConfig, SACHParams, "alpha", {"adaent": True}),
+    # REINFORCE's entropy is set only through its fixed std: the sweep's "alphas" are stds
+    "reinforce": _Spec(ReinforceConfig, ReinforceHParams, "std", {}),
 }
 assert set(_SPECS) == set(ALGOS)
 assert all(  # one namespace of options per algorithm
