@@ -125,3 +125,30 @@ def test_probes_of_trained_checkpoints(tmp_path):
     assert "Trained policies" in (out / "report" / "report.md").read_text()
     with pytest.raises(StudyConfigError, match="no trained checkpoints"):
         parse_config({"kind": "landscape", "name": "p", "policies": {"study": str(tmp_path / "none")}})
+
+
+def test_continuous_std_sweep_tables(study):
+    from entrolab.checkpoint import load_policy
+    from entrolab.envs import make
+    from entrolab.measures.landscape import checkpoint_objective
+    from entrolab.study.units import unit_key
+
+    out, config, tables = study
+    c = config.continuous
+    runs = tables["continuous_runs"]
+    assert len(runs) == len(c.stds) * c.seeds and (runs["algo"] == "reinforce").all()
+    assert len(tables["continuous_probes"]) == len(runs) * 2 * c.directions * len(c.epsilons)
+    interp = tables["continuous_interpolation"]
+    assert len(interp) == len(c.stds) * (c.seeds - 1) * c.interpolation_points
+    # each policy keeps the std it was trained with
+    for _, run in runs.iterrows():
+        lp = load_policy(out / "units" / "continuous" / "train" / run["checkpoint"])
+        np.testing.assert_allclose(np.exp(np.asarray(lp.params["log_std"])), run["alpha"], rtol=1e-6)
+    # the segment's start is seed a's final policy, evaluated with the unit's interpolation key
+    row = interp[(interp["std"] == c.stds[0]) & np.isclose(interp["t"], 0.0)].iloc[0]
+    ckpt = runs[(runs["alpha"] == c.stds[0]) & (runs["seed"] == row["seed_a"])]["checkpoint"].iloc[0]
+    lp = load_policy(out / "units" / "continuous" / "train" / ckpt)
+    env, env_params = make(c.env)
+    f, point = checkpoint_objective(lp, env, env_params, c.episodes)
+    k_int = jax.random.fold_in(unit_key(config.seed, "continuous/probes"), 1)
+    assert float(f(point, k_int)) == pytest.approx(row["return"], rel=1e-5, abs=1e-7)

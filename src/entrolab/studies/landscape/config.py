@@ -23,6 +23,14 @@ After Ahmed et al. (ICML 2019), on the two-goal gridworld of their code with exa
     hutchinson = 200                          # Rademacher vectors for the Hessian's trace
     interpolation_points = 41
 
+    [continuous]                              # optional: REINFORCE, fixed std, on a continuous system
+    env = "lorenz"
+    stds = [0.1, 0.3, 1.0]                    # the policy's fixed std (its entropy)
+    seeds = 4
+    steps = 200_000
+    directions = 50                           # probes of the sampled return at init and final policies
+    epsilons = [0.05, 0.5]
+
     [policies]                                # optional: probes of trained checkpoints
     study = "runs/lorenz-quick"               # a robustness (or comparison) study directory
     directions = 50
@@ -36,7 +44,7 @@ Every mistake is a `StudyConfigError` naming the key, before any work.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -123,6 +131,46 @@ class PoliciesSpec(Strict):
         return sorted(p.parent for p in Path(self.study).glob("train/**/checkpoints/*/manifest.json"))
 
 
+class ContinuousSpec(Strict):
+    """REINFORCE with a fixed std on a continuous system: the std sweep of Ahmed et al.'s continuous
+    experiments, CPU-sized (their Hopper needs brax: not built)."""
+
+    env: str = "lorenz"
+    env_options: dict[str, Any] = Field(default_factory=dict)
+    stds: list[PosFloat] = Field(default_factory=lambda: [0.1, 0.3, 1.0], min_length=1)
+    seeds: PosInt = 4
+    steps: PosInt = 200_000
+    options: dict[str, Any] = Field(default_factory=dict)  # REINFORCE options (`entrolab options reinforce`)
+    eval_episodes: PosInt = 16
+    directions: PosInt = 50
+    epsilons: list[PosFloat] = Field(default_factory=lambda: [0.05, 0.5], min_length=1)
+    episodes: PosInt = 16
+    repeats: Annotated[int, Field(ge=2)] = 8
+    interpolation_points: Annotated[int, Field(ge=3)] = 21
+
+    @field_validator("stds", "epsilons", mode="before")
+    @classmethod
+    def _ints_are_floats(cls, v):
+        return ints_to_floats(v)
+
+    @model_validator(mode="after")
+    def _check(self):
+        from entrolab.agents.options import OptionError, build
+        from entrolab.envs import make
+
+        try:
+            make(self.env, **self.env_options)
+        except ValueError as err:
+            raise ValueError(f"env: {err}") from None
+        try:
+            build("reinforce", self.options, total_timesteps=self.steps)
+        except OptionError as err:
+            raise ValueError("options: " + "; ".join(err.errors)) from None
+        if len(set(self.stds)) != len(self.stds):
+            raise ValueError(f"stds must be distinct, got {self.stds}")
+        return self
+
+
 class LandscapeConfig(StudyConfigBase):
     kind: Literal["landscape"] = "landscape"
     seed: Annotated[int, Field(ge=0)] = 0
@@ -130,6 +178,7 @@ class LandscapeConfig(StudyConfigBase):
     gridworld: GridworldSpec = Field(default_factory=GridworldSpec)
     probes: ProbeSpec = Field(default_factory=ProbeSpec)
     policies: PoliciesSpec | None = None
+    continuous: ContinuousSpec | None = None
 
     @model_validator(mode="after")
     def _check(self):

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from entrolab.report.document import Figure, Section, Table, fmt, fmt_ci  # noqa: E402
+from entrolab.report.document import Figure, Section, Table, fmt, fmt_ci, mean_ci  # noqa: E402
 from entrolab.report.figures import jitter, panels, save  # noqa: E402
 from entrolab.stats import kendall_trend  # noqa: E402
 
@@ -248,6 +248,49 @@ def _policies_section(classes: pd.DataFrame, num_resamples: int, fig_dir: Path) 
     return s
 
 
+def _continuous_section(config, runs: pd.DataFrame, curves: pd.DataFrame | None, classes: pd.DataFrame,
+                        interp: pd.DataFrame | None, num_resamples: int, fig_dir: Path) -> Section:
+    c = config.continuous
+    s = Section(f"REINFORCE with a fixed std on {c.env}: the std sweep")
+    s.blocks.append(
+        f"REINFORCE (a linear mean unless options say otherwise, whitened reward-to-go) with the policy's std "
+        f"fixed at {', '.join(fmt(x) for x in c.stds)}, {c.seeds} seeds, {c.steps} env steps each. Probes of the "
+        f"deterministic policy's sampled return ({c.episodes} episodes per point, noise band from {c.repeats} "
+        f"repeats) at the initial and final parameters, {c.directions} directions. Flat: the fraction of "
+        "directions within the noise band on both sides; down: falling on both sides.")
+    rows = []
+    for std, g in runs.groupby("alpha", sort=True):
+        cl = classes[np.isclose(classes["std"], std)]
+        cells = []
+        for point in ("init", "final"):
+            for eps in sorted(cl["epsilon"].unique()):
+                sub = cl[(cl["point"] == point) & np.isclose(cl["epsilon"], eps)]
+                cells.append(f"{point} eps={fmt(eps)}: flat {fmt(sub['frac_flat'].mean(), 2)}, down "
+                             f"{fmt(sub['frac_down'].mean(), 2)}, slope {fmt(sub['frac_slope'].mean(), 2)}")
+        rows.append((fmt(std), str(len(g)), mean_ci(g["eval_return_det_mean"], num_resamples), "; ".join(cells)))
+    s.blocks.append(Table(("std", "seeds", "final return (deterministic) [95% CI over seeds]", "probes (means)"),
+                          tuple(rows)))
+    colors = _tau_colors(runs["alpha"].unique())
+    n = 1 + (interp is not None)
+    fig, axes = panels(n, ncols=2, panel=(3.4, 2.4))
+    if curves is not None:
+        for std, g in curves.groupby("alpha"):
+            m = g.groupby("update")["episode_return"].mean()
+            axes[0].plot(m.index, m.to_numpy(), color=colors[std], lw=1, label=f"std={fmt(std)}")
+        axes[0].set_xlabel("update")
+        axes[0].set_ylabel("training return (mean over seeds)")
+        axes[0].legend(fontsize=6)
+    if interp is not None:
+        for (std, a, b), g in interp.groupby(["std", "seed_a", "seed_b"]):
+            axes[1].plot(g["t"], g["return"], color=colors[std], lw=1, alpha=0.8)
+        axes[1].set_xlabel("t (seed a at 0, seed b at 1)")
+        axes[1].set_ylabel("return along the segment")
+    name = save(fig, fig_dir / "continuous.png")
+    s.blocks.append(Figure(name, "Left: learning curves per std. Right: the return along segments between the final "
+                                 "policies of consecutive seeds (colour: std)."))
+    return s
+
+
 def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Path) -> tuple[str, list[Section]]:
     def table(name):
         df = tables.get(name)
@@ -264,6 +307,10 @@ def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Pa
         sections.append(_curvature_section(tables["curvature"]))
     if table("interpolation") is not None:
         sections.append(_interpolation_section(tables["interpolation"], fig_dir))
+    if table("continuous_runs") is not None and table("continuous_classes") is not None:
+        sections.append(_continuous_section(config, tables["continuous_runs"], table("continuous_curves"),
+                                            tables["continuous_classes"], table("continuous_interpolation"),
+                                            config.bootstrap, fig_dir))
     if table("policy_classes") is not None:
         sections.append(_policies_section(tables["policy_classes"], config.bootstrap, fig_dir))
     return f"Landscape study {config.name}", sections

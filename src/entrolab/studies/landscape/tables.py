@@ -18,6 +18,9 @@
                         sampled return of another study's trained policies
     policy_classes      one row per checkpoint x epsilon: the class, the label fractions, the mean
                         curvature projection and the noise
+    continuous_*        ([continuous]) REINFORCE's runs and learning curves (train_sweep's tables,
+                        alpha = the fixed std), probes and classes at the init and final policies,
+                        and J along segments between consecutive seeds' final policies, per std
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ def build_tables(study_dir: str | Path, config: LandscapeConfig, num_resamples: 
     for name, file in [("policy_probes", "probes"), ("policy_classes", "classes")]:
         tables[name] = pd.read_parquet(pol / f"{file}.parquet") if "policies" in units and \
             (pol / f"{file}.parquet").exists() else pd.DataFrame()
+    cont = study_dir / "units" / "continuous"
+    for name, path in [("continuous_runs", cont / "train" / "runs.parquet"),
+                       ("continuous_curves", cont / "train" / "metrics.parquet"),
+                       ("continuous_probes", cont / "probes" / "probes.parquet"),
+                       ("continuous_classes", cont / "probes" / "classes.parquet"),
+                       ("continuous_interpolation", cont / "probes" / "interpolation.parquet")]:
+        tables[name] = pd.read_parquet(path) if "continuous/train" in units and path.exists() else pd.DataFrame()
     out = study_dir / TABLES_DIR
     out.mkdir(exist_ok=True)
     for name, df in tables.items():

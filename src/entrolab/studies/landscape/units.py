@@ -46,6 +46,10 @@ def plan(config: LandscapeConfig) -> list[Unit]:
         units.append(Unit("gridworld/decay", "sweep", {"schedule": "decay"}, (), fingerprint(grid, c["seed"])))
     units.append(Unit("probes", "probes", {}, ("gridworld/constant",),
                       fingerprint(constant_fp, c["probes"], c["seed"])))
+    if config.continuous is not None:
+        cfp = fingerprint(c["continuous"], c["seed"])
+        units.append(Unit("continuous/train", "ctrain", {}, (), cfp))
+        units.append(Unit("continuous/probes", "cprobes", {}, ("continuous/train",), cfp))
     if config.policies is not None:
         ckpts = [(str(p), json.loads((p / "manifest.json").read_text())["params_sha256"])
                  for p in config.policies.checkpoints()]
@@ -58,7 +62,8 @@ def output_path(unit: Unit) -> str:
 
 
 def execute(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress: Any = None) -> None:
-    {"sweep": _sweep, "probes": _probes, "policies": _policies}[unit.kind](config, study_dir, unit, out, progress)
+    {"sweep": _sweep, "probes": _probes, "policies": _policies, "ctrain": _continuous_train,
+     "cprobes": _continuous_probes}[unit.kind](config, study_dir, unit, out, progress)
 
 
 def gridworld(config: LandscapeConfig):
@@ -215,6 +220,29 @@ def _interpolations(runs: pd.DataFrame, params, g, p, t: int, tau: float, object
 
 
 # ---- trained policies ----------------------------------------------------------------------------
+def _probe_checkpoint(loaded, env, env_params, spec, key, ident: dict, mode: str = "deterministic"):
+    """Probes of one checkpoint's sampled return: (probe rows, class rows)."""
+    f, point = checkpoint_objective(loaded, env, env_params, spec.episodes, deterministic=mode == "deterministic")
+    table = perturbation_probe(f, point, key, spec.directions, spec.epsilons, num_repeats=spec.repeats, sampled=True)
+    kinds = classify(table)
+    kinds = kinds if isinstance(kinds, dict) else {float(spec.epsilons[0]): kinds}
+    frac = label_fractions(table)
+    class_rows = []
+    for _, r in frac.iterrows():
+        eps = float(r["epsilon"])
+        sub = table[np.isclose(table["epsilon"], eps)]
+        class_rows.append({**ident, "epsilon": eps, "class": kinds[eps], "j_center": float(sub["j_center"].iloc[0]),
+                           "noise_std": float(sub["noise_std"].iloc[0]),
+                           "mean_curvature_proj": float(sub["curvature_proj"].mean()),
+                           "mean_abs_gradient_proj": float(sub["gradient_proj"].abs().mean()),
+                           **{f"frac_{lab}": float(r[lab]) for lab in frac.columns[1:]}})
+    return table.assign(**ident), class_rows
+
+
+def _noise_free(env_spec: dict):
+    return make(env_spec["name"], **{**env_spec.get("overrides", {}), "obs_noise_std": 0.0, "action_noise_std": 0.0})
+
+
 def _policies(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
     """Probes of the sampled return of every checkpoint of another study, noise-free env, the same
     directions' key and episode key for every checkpoint (common random numbers across policies of
@@ -226,32 +254,70 @@ def _policies(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, p
     task = progress.add_task("  policy probes", total=len(ckpts)) if progress is not None else None
     for path in ckpts:
         loaded = load_policy(path)
-        env_spec = loaded.manifest["env"]
-        env, env_params = make(env_spec["name"], **{**env_spec.get("overrides", {}), "obs_noise_std": 0.0,
-                                                     "action_noise_std": 0.0})
-        f, point = checkpoint_objective(loaded, env, env_params, spec.episodes,
-                                        deterministic=spec.mode == "deterministic")
-        table = perturbation_probe(f, point, key, spec.directions, spec.epsilons, num_repeats=spec.repeats,
-                                   sampled=True)
+        env, env_params = _noise_free(loaded.manifest["env"])
         extra = loaded.manifest.get("extra", {})
-        ident = {"checkpoint": str(Path(path).relative_to(spec.study)), "env": env_spec["name"],
+        ident = {"checkpoint": str(Path(path).relative_to(spec.study)), "env": loaded.manifest["env"]["name"],
                  "algorithm": loaded.manifest.get("algorithm"), "alpha": float(extra.get("alpha", np.nan)),
                  "seed": int(extra.get("seed", -1))}
-        rows.append(table.assign(**ident))
-        kinds = classify(table)
-        kinds = kinds if isinstance(kinds, dict) else {float(spec.epsilons[0]): kinds}
-        frac = label_fractions(table)
-        for _, r in frac.iterrows():
-            eps = float(r["epsilon"])
-            sub = table[np.isclose(table["epsilon"], eps)]
-            class_rows.append({**ident, "epsilon": eps, "class": kinds[eps], "j_center": float(sub["j_center"].iloc[0]),
-                               "noise_std": float(sub["noise_std"].iloc[0]),
-                               "mean_curvature_proj": float(sub["curvature_proj"].mean()),
-                               "mean_abs_gradient_proj": float(sub["gradient_proj"].abs().mean()),
-                               **{f"frac_{lab}": float(r[lab]) for lab in frac.columns[1:]}})
+        table, classes = _probe_checkpoint(loaded, env, env_params, spec, key, ident, spec.mode)
+        rows.append(table)
+        class_rows.extend(classes)
         if task is not None:
             progress.update(task, advance=1)
     if task is not None:
         progress.remove_task(task)
     write_parquet(pd.concat(rows, ignore_index=True), out / "probes.parquet")
     write_parquet(pd.DataFrame(class_rows), out / "classes.parquet")
+
+
+# ---- REINFORCE with a fixed std on a continuous system -------------------------------------------
+def _continuous_train(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    from entrolab.agents.options import build
+    from entrolab.training import train_sweep
+
+    c = config.continuous
+    rf_config, hp = build("reinforce", c.options, total_timesteps=c.steps)
+    train_sweep(c.env, c.stds, c.seeds, out, rf_config, hp, dict(c.env_options), eval_episodes=c.eval_episodes,
+                num_chunks=10, progress=progress)
+
+
+def _continuous_probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
+    """Probes of every trained REINFORCE policy's sampled return at its initialisation and at the end of
+    training (the same directions and episodes for all), and J along the segment between the final
+    policies of consecutive seeds of each std (common random numbers along the segment)."""
+    import dataclasses
+
+    c = config.continuous
+    key = unit_key(config.seed, "continuous/probes")
+    runs = pd.read_parquet(study_dir / "units" / "continuous" / "train" / "runs.parquet")
+    rows, class_rows, interp = [], [], []
+    task = progress.add_task("  continuous probes", total=len(runs)) if progress is not None else None
+    finals = {}
+    for _, run in runs.iterrows():
+        loaded = load_policy(study_dir / "units" / "continuous" / "train" / run["checkpoint"])
+        env, env_params = _noise_free(loaded.manifest["env"])
+        init = {**loaded.arrays["init_policy"], "obs_norm": loaded.params["obs_norm"]}
+        for point, lp in (("init", dataclasses.replace(loaded, params=init)), ("final", loaded)):
+            ident = {"std": float(run["alpha"]), "seed": int(run["seed"]), "point": point}
+            table, classes = _probe_checkpoint(lp, env, env_params, c, key, ident)
+            rows.append(table)
+            class_rows.extend(classes)
+        finals[float(run["alpha"]), int(run["seed"])] = (loaded, env, env_params)
+        if task is not None:
+            progress.update(task, advance=1)
+    ts = np.linspace(-0.5, 1.5, c.interpolation_points)
+    k_int = jax.random.fold_in(key, 1)
+    for std in c.stds:
+        seeds = sorted(s for (a, s) in finals if a == float(std))
+        for a, b in zip(seeds[:-1], seeds[1:]):
+            la, env, env_params = finals[float(std), a]
+            lb = finals[float(std), b][0]
+            f, pa = checkpoint_objective(la, env, env_params, c.episodes)
+            _, pb = checkpoint_objective(lb, env, env_params, c.episodes)
+            interp.append(interpolate({"return": f}, pa, pb, ts, key=k_int).assign(std=float(std), seed_a=a, seed_b=b))
+    if task is not None:
+        progress.remove_task(task)
+    write_parquet(pd.concat(rows, ignore_index=True), out / "probes.parquet")
+    write_parquet(pd.DataFrame(class_rows), out / "classes.parquet")
+    write_parquet(pd.concat(interp, ignore_index=True) if interp else
+                  pd.DataFrame(columns=["t", "return", "std", "seed_a", "seed_b"]), out / "interpolation.parquet")
