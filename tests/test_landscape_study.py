@@ -152,3 +152,18 @@ def test_continuous_std_sweep_tables(study):
     f, point = checkpoint_objective(lp, env, env_params, c.episodes)
     k_int = jax.random.fold_in(unit_key(config.seed, "continuous/probes"), 1)
     assert float(f(point, k_int)) == pytest.approx(row["return"], rel=1e-5, abs=1e-7)
+
+
+def test_policy_probes_are_joined_with_the_probed_studys_complexity(tmp_path):
+    import pandas as pd
+
+    from entrolab.studies.landscape.tables import with_complexity
+
+    classes = pd.DataFrame({"checkpoint": ["train/v1/checkpoints/alpha=0_seed=0", "train/v2/checkpoints/alpha=0_seed=0"],
+                            "seed": [0, 0], "mean_curvature_proj": [-1.0, -2.0]})
+    assert with_complexity(classes, tmp_path) is classes  # no tables there: unchanged
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame({"variant": ["v2", "v1"], "run_id": ["alpha=0_seed=0"] * 2, "fisher_total_mean": [20.0, 10.0],
+                  "other": [1, 2]}).to_parquet(tmp_path / "tables" / "complexity.parquet")
+    out = with_complexity(classes, tmp_path)
+    assert list(out["fisher_total_mean"]) == [10.0, 20.0] and "other" not in out.columns

@@ -78,14 +78,36 @@ def _call(objective: Callable, params, key):
     return objective(params) if key is None else objective(params, key)
 
 
+_COMPILED: dict = {}  # (objective, treedef, sampled, batch_size) -> jitted evaluator (see _evaluate)
+
+
+def _evaluator(objective: Callable, treedef, sampled: bool, batch_size: int | None):
+    """One jitted `(points, key) -> values` per objective, tree structure and batching, so that probing
+    many points of one objective (every initialisation, point and epsilon of a study) compiles once.
+    Objectives are held by identity: pass the same function object to reuse its compilation."""
+    cache_key = (objective, treedef, sampled, batch_size)
+    fn = _COMPILED.get(cache_key)
+    if fn is None:
+        def one(params, key):
+            return objective(params, key) if sampled else objective(params)
+
+        if batch_size is None:
+            fn = jax.jit(jax.vmap(one, in_axes=(0, None)))
+        else:
+            fn = jax.jit(lambda pts, key: jax.lax.map(lambda p: one(p, key), pts, batch_size=batch_size))
+        if len(_COMPILED) > 256:
+            _COMPILED.clear()
+        _COMPILED[cache_key] = fn
+    return fn
+
+
 def _evaluate(objective: Callable, unravel: Callable, vectors: jax.Array, key, batch_size: int | None):
     """The objective at each row of `vectors` (flat parameters), with one shared key (or none)."""
-    def one(v):
-        return _call(objective, unravel(v), key)
-
-    if batch_size is None or batch_size >= vectors.shape[0]:
-        return jax.jit(jax.vmap(one))(vectors)
-    return jax.jit(lambda v: jax.lax.map(one, v, batch_size=batch_size))(vectors)
+    points = jax.vmap(unravel)(vectors)
+    treedef = jax.tree_util.tree_structure(points)
+    sampled = key is not None
+    batch = None if batch_size is None or batch_size >= vectors.shape[0] else batch_size
+    return _evaluator(objective, treedef, sampled, batch)(points, key if sampled else jnp.zeros(()))
 
 
 def _epsilons(epsilon) -> np.ndarray:
@@ -344,34 +366,55 @@ def hvp(objective: Callable, params) -> Callable[[jax.Array], jax.Array]:
     return lambda v: jax.jvp(grad, (flat,), (v,))[1]
 
 
+def _lanczos_fn(objective: Callable, treedef, num_matvecs: int):
+    """A jitted `(params, start) -> Ritz values`, cached per objective (as `_evaluator`)."""
+    key = ("lanczos", objective, treedef, num_matvecs)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        from matfree import decomp
+
+        def ritz(params, start):
+            result = decomp.tridiag_sym(num_matvecs, materialize=True)(hvp(objective, params), start)
+            return jnp.linalg.eigvalsh(result.J_small)
+
+        fn = _COMPILED[key] = jax.jit(ritz)
+    return fn
+
+
+def _hutchinson_fn(objective: Callable, treedef, num_samples: int):
+    key = ("hutchinson", objective, treedef, num_samples)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        from matfree import stochtrace
+
+        def trace(params, k):
+            flat, _ = ravel_pytree(params)
+            estimate = stochtrace.estimator_monte_carlo(stochtrace.monte_carlo_trace(),
+                                                        stochtrace.sampler_signs(flat, num=num_samples))
+            return estimate(hvp(objective, params), k)
+
+        fn = _COMPILED[key] = jax.jit(trace)
+    return fn
+
+
 def hessian_eigenvalues(objective: Callable, params, key: jax.Array, num_matvecs: int = 30, k: int = 3
                         ) -> dict[str, jax.Array]:
     """The `k` largest and `k` smallest Hessian eigenvalues (Ritz values of `num_matvecs` Lanczos
     steps with full reorthogonalisation, `matfree.decomp.tridiag_sym`, from a random start):
     {"largest": (k,) descending, "smallest": (k,) ascending, "ritz": (num_matvecs,) all}. Exact
     when `num_matvecs` equals the number of parameters."""
-    from matfree import decomp
-
     flat, _ = ravel_pytree(params)
     n = flat.shape[0]
     num_matvecs = _positive_int("num_matvecs", num_matvecs)
     if num_matvecs > n:
         raise ValueError(f"num_matvecs ({num_matvecs}) must be at most the number of parameters ({n})")
     k = min(_positive_int("k", k), num_matvecs)
-    matvec = hvp(objective, params)
     start = jax.random.normal(key, flat.shape, flat.dtype)
-    result = decomp.tridiag_sym(num_matvecs, materialize=True)(lambda v: matvec(v), start)
-    ritz = jnp.linalg.eigvalsh(result.J_small)
+    ritz = _lanczos_fn(objective, jax.tree_util.tree_structure(params), num_matvecs)(params, start)
     return {"largest": ritz[::-1][:k], "smallest": ritz[:k], "ritz": ritz}
 
 
 def hessian_trace(objective: Callable, params, key: jax.Array, num_samples: int = 100) -> jax.Array:
     """Hutchinson's estimate of tr(H) with `num_samples` Rademacher vectors (`matfree.stochtrace`)."""
-    from matfree import stochtrace
-
-    flat, _ = ravel_pytree(params)
     num_samples = _positive_int("num_samples", num_samples)
-    matvec = hvp(objective, params)
-    estimate = stochtrace.estimator_monte_carlo(stochtrace.monte_carlo_trace(),
-                                                stochtrace.sampler_signs(flat, num=num_samples))
-    return estimate(lambda v: matvec(v), key)
+    return _hutchinson_fn(objective, jax.tree_util.tree_structure(params), num_samples)(params, key)

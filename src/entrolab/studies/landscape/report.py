@@ -230,6 +230,20 @@ def _policies_section(classes: pd.DataFrame, num_resamples: int, fig_dir: Path) 
     if trend_rows:
         s.blocks.append(Table(("env", "epsilon", "value", "n", "Kendall tau(alpha, value) [95% CI over seeds]"),
                               tuple(trend_rows)))
+    related = [c for c in ("fisher_total_mean", "fisher_sensitivity_mean", "log_std", "sharpness_sigma")
+               if c in df.columns and np.isfinite(df[c].to_numpy(float)).sum() >= 3]
+    rel_rows = []
+    for (env, eps), sub in df.groupby(["env", "epsilon"], sort=True):
+        for col in related:
+            t = kendall_trend(sub, col, "rel_curvature", "seed", num_resamples=num_resamples, rng=0)
+            rel_rows.append((env, fmt(eps), col, str(t["n"]),
+                             fmt_ci(t["kendall_tau"], t["kendall_tau_low"], t["kendall_tau_high"])))
+    if rel_rows:
+        s.blocks.append("The probed study's own measures of the same policies against the probes' curvature "
+                        "(Kendall's tau, interval from resampling seeds): does a larger Fisher trace go with a "
+                        "sharper point of the return?")
+        s.blocks.append(Table(("env", "epsilon", "measure", "n", "Kendall tau(measure, curvature / |J|) [95% CI]"),
+                              tuple(rel_rows)))
     keys = list(df.groupby(["env", "epsilon"], sort=True).groups)
     fig, axes = panels(len(keys), ncols=3, panel=(2.6, 2.2))
     rng = np.random.default_rng(0)

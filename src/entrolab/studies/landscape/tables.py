@@ -17,7 +17,8 @@
     policy_probes       ([policies]) one row per checkpoint x direction x epsilon: probes of the
                         sampled return of another study's trained policies
     policy_classes      one row per checkpoint x epsilon: the class, the label fractions, the mean
-                        curvature projection and the noise
+                        curvature projection and the noise; for a robustness study, its complexity
+                        measures of the same policy (`RELATED`: Fisher trace, log std, sharpness)
     continuous_*        ([continuous]) REINFORCE's runs and learning curves (train_sweep's tables,
                         alpha = the fixed std), probes and classes at the init and final policies,
                         and J along segments between consecutive seeds' final policies, per std
@@ -50,6 +51,24 @@ def summarize_runs(runs: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+RELATED = ("fisher_total_mean", "fisher_sensitivity_mean", "log_std", "sharpness_sigma", "spectral_product")
+
+
+def with_complexity(classes: pd.DataFrame, other: Path) -> pd.DataFrame:
+    """The probed study's complexity measures beside each checkpoint's probe summary (a robustness
+    study's tables/complexity.parquet, matched by variant and run id read from the checkpoint path
+    train/VARIANT/checkpoints/RUN), so that curvature can be related to the Fisher trace. Unchanged
+    when the other study has no such table."""
+    path = other / "tables" / "complexity.parquet"
+    if not path.exists():
+        return classes
+    complexity = pd.read_parquet(path)
+    cols = [c for c in RELATED if c in complexity.columns]
+    parts = classes["checkpoint"].str.split("/")
+    keyed = classes.assign(variant=parts.str[1], run_id=parts.str[-1])
+    return keyed.merge(complexity[["variant", "run_id", *cols]], on=["variant", "run_id"], how="left")
+
+
 def build_tables(study_dir: str | Path, config: LandscapeConfig, num_resamples: int | None = None) -> dict:
     study_dir = Path(study_dir)
     num_resamples = num_resamples or config.bootstrap
@@ -70,6 +89,8 @@ def build_tables(study_dir: str | Path, config: LandscapeConfig, num_resamples: 
     for name, file in [("policy_probes", "probes"), ("policy_classes", "classes")]:
         tables[name] = pd.read_parquet(pol / f"{file}.parquet") if "policies" in units and \
             (pol / f"{file}.parquet").exists() else pd.DataFrame()
+    if config.policies is not None and not tables["policy_classes"].empty:
+        tables["policy_classes"] = with_complexity(tables["policy_classes"], Path(config.policies.study))
     cont = study_dir / "units" / "continuous"
     for name, path in [("continuous_runs", cont / "train" / "runs.parquet"),
                        ("continuous_curves", cont / "train" / "metrics.parquet"),

@@ -168,11 +168,21 @@ def _probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, pro
         columns=["pair", "tau", "init_a", "init_b", "t", "regularised", "return"]), out / "interpolation.parquet")
 
 
+_HESSIANS: dict = {}
+
+
+def _dense_hessian(f, unravel):
+    """jax.hessian of `f` on flat vectors, compiled once per objective."""
+    if f not in _HESSIANS:
+        _HESSIANS[f] = jax.jit(jax.hessian(lambda x: f(unravel(x))))
+    return _HESSIANS[f]
+
+
 def _curvature(f, theta, tau, init, key, p) -> dict:
     """The Hessian of the regularised objective at a final policy: exact eigenvalues and trace (the
     dense Hessian of 108 parameters), Lanczos' extreme eigenvalues and Hutchinson's trace."""
     flat, unravel = ravel_pytree(theta)
-    dense = np.asarray(jax.hessian(lambda x: f(unravel(x)))(flat))
+    dense = np.asarray(_dense_hessian(f, unravel)(flat))
     eig = np.linalg.eigvalsh(0.5 * (dense + dense.T))
     k1, k2 = jax.random.split(key)
     lanczos = hessian_eigenvalues(f, theta, k1, num_matvecs=p.lanczos, k=1)
