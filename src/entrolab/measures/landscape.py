@@ -180,7 +180,10 @@ def perturbation_probe(
     values = np.asarray(values, np.float64).reshape(2, eps.size, num_directions)
     if sampled:
         keys = jnp.concatenate([k_eval[None], jax.random.split(k_rep, num_repeats - 1)])
-        centre = np.asarray(jax.vmap(lambda k: _call(objective, params, k))(keys), np.float64)
+        cache_key = ("centre", objective, jax.tree_util.tree_structure(params))
+        if cache_key not in _COMPILED:
+            _COMPILED[cache_key] = jax.jit(jax.vmap(objective, in_axes=(None, 0)))
+        centre = np.asarray(_COMPILED[cache_key](params, keys), np.float64)
     else:
         centre = np.full(num_repeats, float(_call(objective, params, None)))
     j0 = float(centre[0])  # with the perturbed points' key: paired differences

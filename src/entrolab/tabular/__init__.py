@@ -3,6 +3,10 @@
     mdp.py          FiniteMDP (P, R, gamma, action mask, terminal states) + validation
     solvers.py      hard / soft value iteration (lax.while_loop), soft-optimal policy,
                     exact (soft) policy evaluation by a linear solve
+    state_entropy.py  the normalised discounted occupancy d^pi, H(d^pi), the state-entropy
+                    regularised objective, the adversarial reward sets (Thm 3.1, 3.2 of
+                    Ashlag et al.) and exact gradient ascent
+    gridworld.py    the two-goal gridworld of Ahmed et al. and exact policy gradient on it
     bifurcation.py  the six-state family where adding equally good branches behind a
                     mediocre state makes the soft-optimal policy prefer it, to any
                     chosen probability, while the optimal policy is unchanged;
@@ -35,6 +39,13 @@ from entrolab.tabular.bifurcation import (
     soft_value_of_branches,
 )
 from entrolab.tabular.mdp import FiniteMDP
+from entrolab.tabular.state_entropy import (
+    occupancy,
+    regularised_objective,
+    state_action_occupancy,
+    state_entropy,
+    worst_case_reward,
+)
 from entrolab.tabular.solvers import (
     PolicyEvaluation,
     ValueIterationResult,
@@ -66,6 +77,11 @@ __all__ = [
     "bifurcation_soft_values",
     "branches_for_probability",
     "evaluate_policy",
+    "occupancy",
+    "regularised_objective",
+    "state_action_occupancy",
+    "state_entropy",
+    "worst_case_reward",
     "greedy_policy",
     "hard_optimal_choice",
     "log_branches_threshold",

@@ -214,6 +214,9 @@ def _policies_section(classes: pd.DataFrame, num_resamples: int, fig_dir: Path) 
         "return's noise. Trend: Kendall's tau between alpha and the per-policy value, interval from "
         "resampling whole seeds.")
     df = classes.assign(rel_curvature=classes["mean_curvature_proj"] / classes["j_center"].abs())
+    if "variant" not in df.columns:
+        df["variant"] = ""
+    df["env"] = np.where(df["variant"] != "", df["env"] + " " + df["variant"], df["env"])
     rows, trend_rows = [], []
     for (env, eps), sub in df.groupby(["env", "epsilon"], sort=True):
         for alpha, g in sub.groupby("alpha", sort=True):

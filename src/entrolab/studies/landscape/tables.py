@@ -64,8 +64,8 @@ def with_complexity(classes: pd.DataFrame, other: Path) -> pd.DataFrame:
         return classes
     complexity = pd.read_parquet(path)
     cols = [c for c in RELATED if c in complexity.columns]
-    parts = classes["checkpoint"].str.split("/")
-    keyed = classes.assign(variant=parts.str[1], run_id=parts.str[-1])
+    keyed = classes.assign(variant=classes["checkpoint"].str.split("/").str[1],
+                           run_id=classes["checkpoint"].str.split("/").str[-1])
     return keyed.merge(complexity[["variant", "run_id", *cols]], on=["variant", "run_id"], how="left")
 
 

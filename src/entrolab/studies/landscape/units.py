@@ -266,7 +266,9 @@ def _policies(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, p
         loaded = load_policy(path)
         env, env_params = _noise_free(loaded.manifest["env"])
         extra = loaded.manifest.get("extra", {})
-        ident = {"checkpoint": str(Path(path).relative_to(spec.study)), "env": loaded.manifest["env"]["name"],
+        rel = Path(path).relative_to(spec.study)
+        ident = {"checkpoint": str(rel), "variant": rel.parts[1] if len(rel.parts) > 3 else "",
+                 "env": loaded.manifest["env"]["name"],
                  "algorithm": loaded.manifest.get("algorithm"), "alpha": float(extra.get("alpha", np.nan)),
                  "seed": int(extra.get("seed", -1))}
         table, classes = _probe_checkpoint(loaded, env, env_params, spec, key, ident, spec.mode)
