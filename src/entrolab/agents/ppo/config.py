@@ -83,9 +83,23 @@ class PPOConfig:
         '"separate": actor and critic gradients clipped each to its own global norm (max_grad_norm, '
         'critic_max_grad_norm); "joint": one clip over both (SB3, and entrolab before 0.2)')})
 
+    state_entropy_k: int = field(default=0, metadata={"help": (
+        "k of the k-NN state-entropy bonus (Ashlag et al.): each rollout state earns log(1 + its distance to "
+        "the k-th nearest other state of the batch), divided by a running std, times state_ent_coef; 0 = off")})
+    state_entropy_features: tuple[int, ...] | None = field(default=None, metadata={"help": (
+        "observation coordinates the k-NN bonus measures distances in (default: all, raw units)")})
+    state_entropy_rollouts: int | None = field(default=None, metadata={"help": (
+        "environments whose trajectories feed one k-NN estimate (the paper's rollout count; num_envs must be "
+        "a multiple); default: all num_envs")})
+    state_entropy_target: str = field(default="advantage", metadata={"help": (
+        '"advantage": the bonus is added to the advantages after GAE (the authors\' MiniGrid code); '
+        '"reward": to the rewards before GAE')})
+
     # options added later, with the value at which training is what it was before they existed: a
     # study's fingerprint leaves them out at that value, so adding an option retrains nothing
-    NEUTRAL = {"entropy_bonus": "gaussian"}
+    NEUTRAL = {"entropy_bonus": "gaussian", "state_entropy_k": 0}
+    # options that only matter when another is away from its neutral value
+    COMPANIONS = {"state_entropy_k": ("state_entropy_features", "state_entropy_rollouts", "state_entropy_target")}
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches", "total_timesteps"):
@@ -117,6 +131,16 @@ class PPOConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.grad_clip not in GRAD_CLIPS:
             raise ValueError(f"grad_clip must be one of {GRAD_CLIPS}, got {self.grad_clip!r}")
+        if self.state_entropy_k < 0:
+            raise ValueError(f"state_entropy_k must be >= 0, got {self.state_entropy_k}")
+        if self.state_entropy_target not in ("advantage", "reward"):
+            raise ValueError(f'state_entropy_target must be "advantage" or "reward", got {self.state_entropy_target!r}')
+        rollouts = self.state_entropy_rollouts or self.num_envs
+        if self.state_entropy_k and (rollouts < 1 or self.num_envs % rollouts):
+            raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of state_entropy_rollouts ({rollouts})")
+        if self.state_entropy_k and self.state_entropy_k >= rollouts * self.num_steps:
+            raise ValueError(f"state_entropy_k ({self.state_entropy_k}) must be below the states per estimate "
+                             f"({rollouts} x {self.num_steps})")
 
     @property
     def batch_size(self) -> int:
@@ -154,6 +178,10 @@ class PPOHParams:
     reward_clip: float = struct.field(default=10.0, metadata={
         "help": "normalised rewards are clipped to +-this (normalize_rewards; SB3's clip_reward)"})
     adam_eps: float = struct.field(default=1e-5, metadata={"help": "Adam's epsilon"})
+    state_ent_coef: float = struct.field(default=0.0, metadata={
+        "help": "coefficient beta of the k-NN state-entropy bonus (state_entropy_k > 0)"})
+
+    NEUTRAL = {"state_ent_coef": 0.0}  # added later: at this value training is as before (fingerprints)
 
     def check(self) -> PPOHParams:
         """Range checks on concrete values (a clear error before compiling)."""
@@ -165,7 +193,7 @@ class PPOHParams:
             "vf_coef": lambda v: v >= 0, "ent_coef": lambda v: v >= 0,
             "ent_horizon": lambda v: v > 0, "max_grad_norm": lambda v: v > 0,
             "init_log_std": lambda v: np.isfinite(v), "critic_max_grad_norm": lambda v: v > 0,
-            "reward_clip": lambda v: v > 0, "adam_eps": lambda v: v > 0,
+            "reward_clip": lambda v: v > 0, "adam_eps": lambda v: v > 0, "state_ent_coef": lambda v: v >= 0,
         }
         for name, ok in checks.items():
             values = np.atleast_1d(np.asarray(getattr(self, name), dtype=float))

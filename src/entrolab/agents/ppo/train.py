@@ -28,6 +28,7 @@ from entrolab.agents.ppo.losses import clipped_surrogate, explained_variance, ga
 from entrolab.agents.running_stats import RunningStats, normalize
 from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
 from entrolab.envs.core import Environment
+from entrolab.measures.state_entropy import RunningStd, knn_intrinsic_reward
 
 
 @struct.dataclass
@@ -42,6 +43,7 @@ class Transition:
     terminated: jax.Array
     truncated: jax.Array
     final_value: jax.Array  # V(final observation) of the step (used when the episode ended)
+    obs: jax.Array  # the raw observation (the k-NN state-entropy bonus measures distances in it)
 
 
 @struct.dataclass
@@ -58,6 +60,7 @@ class PPOState:
     key: jax.Array
     update_index: jax.Array  # updates done so far
     init_policy: dict  # the policy's parameters at initialisation (for distance-from-init)
+    intrinsic_stats: RunningStd  # running std of the k-NN state-entropy bonus (state_entropy_k > 0)
 
 
 def _labels(params: dict) -> dict:
@@ -145,6 +148,7 @@ class PPO:
             key=k_state,
             update_index=jnp.zeros((), jnp.int32),
             init_policy=policy,
+            intrinsic_stats=RunningStd.create(),
         )
 
     def _rollout(self, state: PPOState, hp: PPOHParams, env_params):
@@ -175,7 +179,7 @@ class PPO:
                 ret_stats = ret_stats.update(disc)
                 train_reward = jnp.clip(reward / _scale(ret_stats), -hp.reward_clip, hp.reward_clip)
                 disc = jnp.where(done, 0.0, disc)
-            tr = Transition(nobs, u, log_prob, value, train_reward, term, trunc, final_value)
+            tr = Transition(nobs, u, log_prob, value, train_reward, term, trunc, final_value, obs)
             return (next_obs, env_state, stats, ep_ret, disc, ret_stats), (tr, finished, done)
 
         key, k_roll = jax.random.split(state.key)
@@ -210,6 +214,20 @@ class PPO:
             "approx_kl": approx_kl, "clip_fraction": clip_fraction,
         }
 
+    def _state_entropy_bonus(self, obs: jax.Array, stats: RunningStd) -> tuple[jax.Array, RunningStd]:
+        """(T, num_envs) k-NN intrinsic rewards log(1 + eps_k) of the rollout's raw observations (the
+        configured coordinates), each estimate over the trajectories of `state_entropy_rollouts`
+        environments, divided by their running std (updated with this batch first)."""
+        cfg = self.config
+        feats = obs if cfg.state_entropy_features is None else obs[..., jnp.asarray(cfg.state_entropy_features)]
+        t, e = feats.shape[:2]
+        g = cfg.state_entropy_rollouts or e
+        groups = feats.swapaxes(0, 1).reshape(e // g, g * t, -1)  # (groups, g envs x T steps, d)
+        raw = jax.vmap(lambda x: knn_intrinsic_reward(x, cfg.state_entropy_k))(groups)
+        raw = raw.reshape(e, t).swapaxes(0, 1)
+        stats = stats.update(raw)
+        return stats.normalize(raw), stats
+
     def update(self, state: PPOState, hp: PPOHParams, env_params) -> tuple[PPOState, dict]:
         """One PPO update: rollout, GAE, epochs of minibatch steps. Returns metrics."""
         cfg = self.config
@@ -220,7 +238,16 @@ class PPO:
         last_value = self.value(state.params["critic"], self._normalize(state.obs_stats, state.obs), state.value_stats)
         following = jnp.concatenate([traj.value[1:], last_value[None]], axis=0)
         next_values = jnp.where(done, traj.final_value, following)
+        bonus_metrics = {}
+        if cfg.state_entropy_k:
+            bonus, intrinsic_stats = self._state_entropy_bonus(traj.obs, state.intrinsic_stats)
+            state = state.replace(intrinsic_stats=intrinsic_stats)
+            bonus_metrics = {"state_entropy_bonus": jnp.mean(bonus)}
+            if cfg.state_entropy_target == "reward":
+                traj = traj.replace(reward=traj.reward + hp.state_ent_coef * bonus)
         advantages, returns = gae(traj.reward, traj.value, next_values, traj.terminated, done, hp.gamma, hp.gae_lambda)
+        if cfg.state_entropy_k and cfg.state_entropy_target == "advantage":
+            advantages = advantages + hp.state_ent_coef * bonus
 
         value_stats = state.value_stats.update(returns.reshape(-1)) if cfg.normalize_values else state.value_stats
         flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size, *x.shape[2:])), (traj, advantages, returns))
@@ -259,6 +286,7 @@ class PPO:
             "explained_variance": explained_variance(traj.value.reshape(-1), returns.reshape(-1)),
             "log_std_mean": jnp.mean(params["policy"]["log_std"]),
             "reward_scale": _scale(state.return_stats) if cfg.normalize_rewards else jnp.float32(1.0),
+            **bonus_metrics,
             **jax.tree.map(jnp.mean, infos),
         }
         return state, metrics

@@ -43,9 +43,11 @@ def plan(config: ComparisonConfig) -> list[Unit]:
             train_id = f"train/{tname}/{mname}"
             algo_config, hparams = config.build(mname, tname)
             resolved = fingerprint_view(dataclasses.asdict(algo_config), getattr(algo_config, "NEUTRAL", {}),
+                                        getattr(algo_config, "COMPANIONS", {}),
                                         drop=getattr(algo_config, "MEMORY_ONLY", ()))
+            hp = fingerprint_view(dataclasses.asdict(hparams), getattr(hparams, "NEUTRAL", {}))
             fp = fingerprint(task["env"], task["env_options"], spec["algo"], spec["alpha"],
-                             resolved, dataclasses.asdict(hparams),
+                             resolved, hp,
                              c["seeds"], c["seed_offset"], c["eval_episodes"], c["chunks"])
             units.append(Unit(train_id, "train", {"task": tname, "method": mname}, (), fp))
             if config.learns_plain_q(mname):
