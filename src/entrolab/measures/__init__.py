@@ -4,7 +4,10 @@
 - `robustness`: returns under perturbation (`evaluate_grid`) and the excess risk;
 - `complexity`: norm-based measures, empirical Lipschitz constant, PAC-Bayes sharpness;
 - `fisher`: the exact trace of the policy's Fisher information per state;
-- `qlandscape`: soft versus plain Q over a SAC agent's action space.
+- `qlandscape`: soft versus plain Q over a SAC agent's action space;
+- `adversarial`: worst-case observation perturbations and what they cost;
+- `landscape`: random-perturbation probes, interpolation, planes and curvature of any objective;
+- `state_entropy`: the k-NN state-entropy estimator and intrinsic reward.
 
 A measure never reads or writes a study directory: the study kinds
 (`entrolab.studies`) call measures and store their results.
