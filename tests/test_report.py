@@ -220,3 +220,15 @@ def test_attack_section_states_seed_intervals_of_each_attack():
     first = complexity[complexity["alpha"] == 0.0]["attack_excess_eps0.5"].to_numpy()
     assert table.rows[0][2] == fmt_ci(*bootstrap_ci(first, np.mean, num_resamples=200, rng=0))
     assert _attack_section(complexity.drop(columns=["attack_excess_eps0.5", "random_excess_eps0.5"]), palette, 200) is None
+
+
+def test_the_report_counts_diverged_policies():
+    from entrolab.studies.robustness.report import _header
+
+    config = parse_config({"name": "t", "env": "lorenz", "alphas": [0.0, 0.1]})
+    runs = pd.DataFrame({"variant": "v", "run_id": ["a", "b", "c"], "seed": [0, 1, 2],
+                         "diverged_at_step": [np.nan, 512.0, np.nan]})
+    notes = [b for b in _header(config, {"runs": runs}).blocks if isinstance(b, str)]
+    assert any("1 of 3 policies diverged" in n and "v/b" in n for n in notes)
+    notes = [b for b in _header(config, {"runs": runs.assign(diverged_at_step=np.nan)}).blocks if isinstance(b, str)]
+    assert not any("diverged" in n for n in notes)

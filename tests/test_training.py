@@ -36,6 +36,7 @@ def test_runs_table_has_one_row_per_alpha_and_seed(sweep_dir):
     for col in ("eval_return_det_mean", "eval_return_sto_mean", "wall_time_s", "hp_learning_rate", "hp_ent_coef"):
         assert np.isfinite(table[col]).all(), col
     np.testing.assert_allclose(table["hp_ent_coef"], table["alpha"], rtol=1e-6)
+    assert table["diverged_at_step"].isna().all()  # no run diverged (tests/test_divergence.py forces one)
     curves = pd.read_parquet(out / "metrics.parquet")
     assert len(curves) == 4 * 2 and set(curves["update"]) == {0, 1}
     sweep = json.loads((out / "sweep.json").read_text())

@@ -187,6 +187,17 @@ def train_sweep(
             progress.update(task, completed=done_updates * learner.steps_per_unit)
     train_time = time.perf_counter() - t_train
 
+    # ---- agents whose training diverged (frozen at their last finite state by the learner) -------
+    diverged_at = np.asarray(jax.device_get(state.diverged_at)) if hasattr(state, "diverged_at") \
+        else np.full(num_agents, -1)
+    bad = [run_id(*pairs[i]) for i in np.flatnonzero(diverged_at >= 0)]
+    if bad:
+        import sys
+
+        message = (f"{env_name}: {len(bad)} of {num_agents} agents diverged (non-finite parameters or losses) and "
+                   f"were frozen at their last finite state: {', '.join(bad)} (runs.parquet: diverged_at_step)")
+        print(f"warning: {message}", file=sys.stderr)
+
     # ---- evaluation: every agent, deterministic and sampled ------------------------
     steps = int(getattr(env_params, "max_steps_in_episode", 1000))
     policy_params = jax.vmap(trainer.full_policy_params)(state)
@@ -233,6 +244,7 @@ def train_sweep(
             "eval_return_det_mean": float(det[i].mean()), "eval_return_det_std": float(det[i].std()),
             "eval_return_sto_mean": float(sto[i].mean()), "eval_return_sto_std": float(sto[i].std()),
             "eval_episodes": int(eval_episodes),
+            "diverged_at_step": float(diverged_at[i]) if diverged_at[i] >= 0 else float("nan"),
             "checkpoint": str(ckpt.relative_to(out)),
         })
         for u in range(metrics["env_steps"].shape[1]):

@@ -61,6 +61,19 @@ class PPOState:
     update_index: jax.Array  # updates done so far
     init_policy: dict  # the policy's parameters at initialisation (for distance-from-init)
     intrinsic_stats: RunningStd  # running std of the k-NN state-entropy bonus (state_entropy_k > 0)
+    diverged_at: jax.Array  # env steps at which an update first gave non-finite values (-1: never); frozen since
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _select(pred: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+    """a where pred else b, also for typed PRNG keys (selected through their data)."""
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        data = jnp.where(pred, jax.random.key_data(a), jax.random.key_data(b))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+    return jnp.where(pred, a, b)
 
 
 def _labels(params: dict) -> dict:
@@ -149,6 +162,7 @@ class PPO:
             update_index=jnp.zeros((), jnp.int32),
             init_policy=policy,
             intrinsic_stats=RunningStd.create(),
+            diverged_at=jnp.asarray(-1, jnp.int32),
         )
 
     def _rollout(self, state: PPOState, hp: PPOHParams, env_params):
@@ -229,6 +243,20 @@ class PPO:
         return stats.normalize(raw), stats
 
     def update(self, state: PPOState, hp: PPOHParams, env_params) -> tuple[PPOState, dict]:
+        """One PPO update (`_update`), guarded: if it leaves a non-finite parameter or loss, the agent
+        keeps its state from before the update and is frozen from then on (`diverged_at` records the
+        env steps); the other agents of a vmapped sweep are untouched (a per-agent select), so their
+        runs are bit-identical to a sweep without the diverging one. Metrics gain "diverged"."""
+        new, metrics = self._update(state, hp, env_params)
+        finite = _all_finite(new.params) & jnp.isfinite(metrics["policy_loss"]) & jnp.isfinite(metrics["value_loss"])
+        frozen = state.diverged_at >= 0
+        keep = frozen | ~finite
+        diverged_at = jnp.where(frozen, state.diverged_at,
+                                jnp.where(finite, -1, state.update_index * self.config.batch_size)).astype(jnp.int32)
+        out = jax.tree.map(lambda old, upd: _select(keep, old, upd), state, new).replace(diverged_at=diverged_at)
+        return out, {**metrics, "diverged": keep.astype(jnp.float32)}
+
+    def _update(self, state: PPOState, hp: PPOHParams, env_params) -> tuple[PPOState, dict]:
         """One PPO update: rollout, GAE, epochs of minibatch steps. Returns metrics."""
         cfg = self.config
         env_steps_before = state.update_index * cfg.batch_size

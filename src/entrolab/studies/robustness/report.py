@@ -165,6 +165,11 @@ def _header(config: RobustnessConfig, tables: dict) -> Section:
     ]
     section = Section("Study")
     section.blocks.append(Table(("setting", "value"), tuple(rows)))
+    if "diverged_at_step" in runs.columns and runs["diverged_at_step"].notna().any():
+        bad = runs[runs["diverged_at_step"].notna()]
+        section.note(f"{len(bad)} of {len(runs)} policies diverged in training (non-finite parameters or losses) and "
+                     f"were frozen at their last finite state: {', '.join(bad['variant'] + '/' + bad['run_id'])}. "
+                     "They are left out of the correlations, the granulated coefficients and the alpha trends.")
     missing = [t for t in ("runs", "curves", "returns", "excess_risk", "complexity", "fisher_states", "correlations")
                if t not in tables or tables[t].empty]
     if missing:

@@ -100,9 +100,19 @@ def build_tables(study_dir: str | Path, config: RobustnessConfig, num_resamples:
     complexity = complexity.sort_values(["variant", "alpha", "seed"], kind="stable").reset_index(drop=True)
     risk = with_network_units(risk, complexity)
 
-    correlations = correlation_table(complexity, risk, num_resamples)
-    granulated = granulated_table(complexity, risk, num_resamples)
-    alpha_rates, trends = trend_tables(episodes, risk, num_resamples)
+    # runs whose training diverged (frozen at their last finite state): kept in runs/excess_risk/
+    # complexity, left out of every statistic across policies (the report says how many)
+    if "diverged_at_step" in runs.columns and runs["diverged_at_step"].notna().any():
+        bad = set(map(tuple, runs.loc[runs["diverged_at_step"].notna(), ["variant", "run_id"]].to_numpy()))
+
+        def healthy(df):
+            return df[[(v, r) not in bad for v, r in zip(df["variant"], df["run_id"])]]
+    else:
+        def healthy(df):
+            return df
+    correlations = correlation_table(healthy(complexity), healthy(risk), num_resamples)
+    granulated = granulated_table(healthy(complexity), healthy(risk), num_resamples)
+    alpha_rates, trends = trend_tables(healthy(episodes), healthy(risk), num_resamples)
     out = dict(runs=runs, curves=curves, returns=returns, episodes=episodes, excess_risk=risk,
                complexity=complexity, fisher_states=fisher_states, sharpness=sharp, correlations=correlations,
                granulated=granulated, alpha_rates=alpha_rates, trends=trends)
