@@ -47,3 +47,14 @@ def test_the_runs_table_marks_the_diverged_run(tmp_path, capsys):
     assert runs["diverged_at_step"].iloc[0] >= 0
     assert np.isfinite(runs["eval_return_det_mean"].iloc[0])  # evaluated with its last finite parameters
     assert "1 of 1 agents diverged" in capsys.readouterr().err
+
+
+def test_sac_freezes_a_diverging_agent_too(tmp_path):
+    from entrolab.agents.sac import SACConfig, SACHParams
+
+    config = SACConfig(num_envs=1, total_timesteps=96, learning_starts=32, log_interval=16, buffer_size=256,
+                       hidden_sizes=(8,), batch_size=16)
+    runs = train_sweep("probe_obs_action", [0.2], 1, tmp_path, config, SACHParams(actor_lr=1e30, critic_lr=1e30),
+                       eval_episodes=1, num_chunks=1)
+    assert runs["diverged_at_step"].iloc[0] >= 31  # env steps before the diverging iteration: not before learning
+    assert np.isfinite(runs["eval_return_det_mean"].iloc[0])

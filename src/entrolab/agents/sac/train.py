@@ -76,6 +76,11 @@ class SACState:
     key: jax.Array
     iteration: jax.Array  # iterations done (env steps = iteration * num_envs)
     init_policy: dict  # the actor's parameters at initialisation (for distance-from-init)
+    diverged_at: jax.Array  # env steps at which a learning step first gave non-finite values (-1: never)
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def make_optimizer(learning_rate) -> optax.GradientTransformation:
@@ -178,6 +183,7 @@ class SAC:
             key=k_state,
             iteration=jnp.zeros((), jnp.int32),
             init_policy=actor,
+            diverged_at=jnp.asarray(-1, jnp.int32),
         )
 
     def _adaent_switch(self, actor, critic, plain_critic, obs, key, threshold):
@@ -341,7 +347,17 @@ class SAC:
             (params, opt_state, log_alpha), learn_info = wait(carry)
         else:
             raise ValueError(f"phase must be None or 'warmup', got {phase!r}")
+        # NaN guard: a learning step that leaves non-finite parameters is undone and the agent's learning
+        # frozen from then on (it keeps acting with its last finite policy); per agent under vmap, so the
+        # other agents are untouched. Only the learned parts are selected (not the replay buffer).
+        finite = _all_finite((params, log_alpha))
+        frozen = state.diverged_at >= 0
+        keep = frozen | ~finite
+        params, opt_state, log_alpha = jax.tree.map(lambda old, new: jnp.where(keep, old, new), carry,
+                                                    (params, opt_state, log_alpha))
+        diverged_at = jnp.where(frozen, state.diverged_at, jnp.where(finite, -1, env_steps_before)).astype(jnp.int32)
         state = state.replace(
+            diverged_at=diverged_at,
             params=params, opt_state=opt_state, log_alpha=log_alpha, buffer=buffer, env_state=env_state,
             obs=next_obs, episode_return=ep_ret, key=key, iteration=state.iteration + 1,
         )
@@ -351,6 +367,7 @@ class SAC:
             "episode_return": jnp.where(num_episodes > 0, jnp.sum(finished) / jnp.maximum(num_episodes, 1), jnp.nan),
             "num_episodes": num_episodes.astype(jnp.float32),
             "alpha": self.alpha(log_alpha, hp),
+            "diverged": keep.astype(jnp.float32),
             **learn_info,
         }
         return state, metrics
