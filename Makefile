@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(VENV)/bin/entrolab study configs/lorenz-quick.toml --out runs/lorenz-quick
 
+# two workers, one test file each at a time (module fixtures are built once): most tests are
+# bound by XLA compilation, which runs on one core
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

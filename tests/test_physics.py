@@ -138,7 +138,7 @@ def _check_lorenz_spectrum(exps: np.ndarray, run_time: float, record_property) -
     tol = 5.0 * LORENZ_FLUCTUATION / np.sqrt(exps.shape[0] * run_time)  # 5 sigma of the mean
     record_property("lorenz_lyapunov_mean", mean.tolist())
     record_property("lorenz_lyapunov_std_per_trajectory", exps.std(axis=0, ddof=1).tolist())
-    record_property("lorenz_lyapunov_tolerance", tol)
+    record_property("lorenz_lyapunov_tolerance", float(tol))
     assert abs(mean[0] - SPROTT_LORENZ[0]) < tol, (mean, tol)
     assert abs(mean[1] - SPROTT_LORENZ[1]) < tol, (mean, tol)
     assert abs(mean[2] - SPROTT_LORENZ[2]) < tol, (mean, tol)
@@ -392,7 +392,7 @@ def test_lorenz_float32_error_growth(record_property):
     rate = _growth_rate(err, dt, 1e-5, 1e-2)
     record_property("lorenz_f32_rel_error_t1_max", float(err[:, 19].max()))
     record_property("lorenz_f32_rel_error_t10_geomean", float(np.exp(np.log(err[:, 199]).mean())))
-    record_property("lorenz_f32_growth_rate", rate)
+    record_property("lorenz_f32_growth_rate", float(rate))
     assert err[:, 0].max() < 1e-6  # one control step
     assert err[:, 19].max() < 2e-5  # 20 steps = 1 time unit
     assert np.exp(np.log(err[:, 199]).mean()) < 1e-2  # one episode
@@ -405,7 +405,7 @@ def test_ks_float32_error_growth(record_property):
     err, dt = _precision_error("ks", num_traj=16, num_steps=3000, num_transient=4000, seed=0)
     rate = _growth_rate(err, dt, 1e-4, 1e-2)
     record_property("ks_f32_rel_error_t10_max", float(err[:, 199].max()))
-    record_property("ks_f32_growth_rate", rate)
+    record_property("ks_f32_growth_rate", float(rate))
     assert err[:, 0].max() < 1e-6
     assert err[:, 199].max() < 1e-4
     assert 0.5 * KS_LAMBDA1_RANGE[0] < rate < 1.5 * KS_LAMBDA1_RANGE[1], rate
