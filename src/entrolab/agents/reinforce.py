@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from entrolab.agents.batching import init_one_by_one
 from entrolab.agents.networks import ACTIVATIONS
 from entrolab.agents.policy import BOUNDINGS, GaussianPolicy
 from entrolab.agents.running_stats import RunningStats, normalize
@@ -124,12 +125,8 @@ class Reinforce:
                               update_index=jnp.zeros((), jnp.int32), init_policy=full)
 
     def init_batch(self, keys: jax.Array, hp_batch: ReinforceHParams, env_params) -> ReinforceState:
-        """One agent per key, initialised one at a time and stacked (as PPO.init_batch, for the
-        same reason: a vmapped orthogonal initialiser deadlocks a 2-thread CPU pool)."""
-        init_one = jax.jit(self.init)
-        n = int(keys.shape[0])
-        states = [init_one(keys[i], jax.tree.map(lambda v: v[i], hp_batch), env_params) for i in range(n)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        """One agent per key, initialised one at a time and stacked (`batching.init_one_by_one`)."""
+        return init_one_by_one(self.init, keys, hp_batch, env_params)
 
     def _episodes(self, key, params, stats, env_params):
         """num_trajectories episodes from reset: (obs, u, reward, alive) each (N, T, ...)."""

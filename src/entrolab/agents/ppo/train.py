@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from entrolab.agents.batching import all_finite, init_one_by_one
 from entrolab.agents.networks import MLP, squashed_gaussian_entropy
 from entrolab.agents.policy import GaussianPolicy
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams, entropy_coefficient
@@ -62,10 +63,6 @@ class PPOState:
     init_policy: dict  # the policy's parameters at initialisation (for distance-from-init)
     intrinsic_stats: RunningStd  # running std of the k-NN state-entropy bonus (state_entropy_k > 0)
     diverged_at: jax.Array  # env steps at which an update first gave non-finite values (-1: never); frozen since
-
-
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def _select(pred: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -248,7 +245,7 @@ class PPO:
         env steps); the other agents of a vmapped sweep are untouched (a per-agent select), so their
         runs are bit-identical to a sweep without the diverging one. Metrics gain "diverged"."""
         new, metrics = self._update(state, hp, env_params)
-        finite = _all_finite(new.params) & jnp.isfinite(metrics["policy_loss"]) & jnp.isfinite(metrics["value_loss"])
+        finite = all_finite(new.params) & jnp.isfinite(metrics["policy_loss"]) & jnp.isfinite(metrics["value_loss"])
         frozen = state.diverged_at >= 0
         keep = frozen | ~finite
         diverged_at = jnp.where(frozen, state.diverged_at,
@@ -320,18 +317,10 @@ class PPO:
         return state, metrics
 
     def init_batch(self, keys: jax.Array, hp_batch: PPOHParams, env_params) -> PPOState:
-        """Initialise one agent per key (hyperparameters batched along axis 0), stacked.
-
-        Agents are initialised one at a time by a jitted `init` and then stacked, which
-        gives the same values as `jax.vmap(init)`. Why not vmap: on a 2-core CPU a vmapped
-        init of 48 agents deadlocked (jaxlib 0.10.2). The orthogonal initialiser's QR,
-        batched, runs as a parallel LAPACK map whose tasks wait on the same 2-thread XLA
-        pool they were queued on (docs/benchmarks.md). The training program has no QR.
-        """
-        init_one = jax.jit(self.init)
-        n = int(keys.shape[0])
-        states = [init_one(keys[i], jax.tree.map(lambda v: v[i], hp_batch), env_params) for i in range(n)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        """Initialise one agent per key (hyperparameters batched along axis 0), stacked: the same
+        values as `jax.vmap(init)`, one at a time (`entrolab.agents.batching.init_one_by_one` says
+        why)."""
+        return init_one_by_one(self.init, keys, hp_batch, env_params)
 
     def run(self, state: PPOState, hp: PPOHParams, env_params, num_updates: int):
         """`num_updates` updates in one scan; metrics stacked along a leading axis."""

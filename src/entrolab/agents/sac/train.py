@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from entrolab.agents.batching import all_finite
 from entrolab.agents.sac.buffer import ReplayBuffer, Transition
 from entrolab.agents.sac.config import SACConfig, SACHParams
 from entrolab.agents.sac.losses import (
@@ -77,10 +78,6 @@ class SACState:
     iteration: jax.Array  # iterations done (env steps = iteration * num_envs)
     init_policy: dict  # the actor's parameters at initialisation (for distance-from-init)
     diverged_at: jax.Array  # env steps at which a learning step first gave non-finite values (-1: never)
-
-
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def make_optimizer(learning_rate) -> optax.GradientTransformation:
@@ -350,7 +347,7 @@ class SAC:
         # NaN guard: a learning step that leaves non-finite parameters is undone and the agent's learning
         # frozen from then on (it keeps acting with its last finite policy); per agent under vmap, so the
         # other agents are untouched. Only the learned parts are selected (not the replay buffer).
-        finite = _all_finite((params, log_alpha))
+        finite = all_finite((params, log_alpha))
         frozen = state.diverged_at >= 0
         keep = frozen | ~finite
         params, opt_state, log_alpha = jax.tree.map(lambda old, new: jnp.where(keep, old, new), carry,
