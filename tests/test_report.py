@@ -232,3 +232,21 @@ def test_the_report_counts_diverged_policies():
     assert any("1 of 3 policies diverged" in n and "v/b" in n for n in notes)
     notes = [b for b in _header(config, {"runs": runs.assign(diverged_at_step=np.nan)}).blocks if isinstance(b, str)]
     assert not any("diverged" in n for n in notes)
+
+
+def test_policy_rates_by_hand():
+    """The per-policy rate is the mean over initial distributions of the non-reference conditions
+    (catches a max instead of the mean, and reference rows kept)."""
+    from entrolab.studies.robustness.schema import policy_rates
+
+    rows = []
+    for run, alpha, seed in [("a", 0.0, 0), ("b", 0.1, 0)]:
+        for init, base in [("C+", 1.0), ("C-", 3.0)]:
+            for value, rate in [(0.0, 0.0), (0.2, base + (alpha > 0)), (0.5, 2 * base)]:
+                rows.append({"variant": "v", "run_id": run, "alpha": alpha, "seed": seed, "family": "obs_noise",
+                             "param": "obs_noise_std", "value": value, "reference_value": 0.0, "mode": "deterministic",
+                             "init": init, "excess_risk_rate": rate})
+    got = policy_rates(pd.DataFrame(rows)).set_index(["run_id", "value"])["excess_risk_rate"]
+    assert sorted(got.index) == [("a", 0.2), ("a", 0.5), ("b", 0.2), ("b", 0.5)]  # no reference rows
+    assert got[("a", 0.2)] == 2.0 and got[("b", 0.2)] == 3.0  # (1 + 3) / 2 and (2 + 4) / 2
+    assert got[("a", 0.5)] == 4.0 and got[("b", 0.5)] == 4.0

@@ -260,3 +260,23 @@ def test_the_measures_unit_reports_what_attacks_cost():
     np.testing.assert_allclose(columns["attack_excess_eps0.5"], float(np.mean(clean) - np.mean(worst)), rtol=1e-5)
     none = parse_config(dict(name="t", env="lorenz", alphas=[0.0], measures=dict(adversarial_epsilons=[0.5])))
     assert _attacked_measures(none, policy, env, base, jax.random.key(1)) is None
+
+
+def test_the_rate_interval_against_a_direct_paired_bootstrap():
+    """Negative returns (costs): the rate R / |J0| and its interval must be positive when the perturbation
+    hurts, and match a paired bootstrap written here (a different random stream, so to Monte Carlo
+    precision). Catches replicates that lose the absolute value of J0 (the interval would flip sign)."""
+    rng = np.random.default_rng(0)
+    ref = -10.0 + rng.normal(0, 1.0, 60)
+    pert = ref - 2.0 + rng.normal(0, 0.5, 60)
+    rows = [{"policy_index": 0, "family": "obs_noise", "param": "obs_noise_std", "value": v, "nominal": 0.0,
+             "init": "C+", "init_std": 0.1, "mode": "deterministic", "episode": e, "return": r}
+            for v, returns in [(0.0, ref), (0.1, pert)] for e, r in enumerate(returns)]
+    out = excess_risk(pd.DataFrame(rows), num_resamples=4000, rng=1).set_index("value").loc[0.1]
+    assert out["excess_risk_rate"] == pytest.approx((ref.mean() - pert.mean()) / abs(ref.mean()))
+    idx = np.random.default_rng(7).integers(0, 60, size=(4000, 60))
+    reps = (ref[idx].mean(1) - pert[idx].mean(1)) / np.abs(ref[idx].mean(1))
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    assert 0 < out["excess_risk_rate_low"] < out["excess_risk_rate"] < out["excess_risk_rate_high"]
+    assert out["excess_risk_rate_low"] == pytest.approx(lo, abs=0.01)
+    assert out["excess_risk_rate_high"] == pytest.approx(hi, abs=0.01)
