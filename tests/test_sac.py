@@ -503,3 +503,32 @@ def test_init_batch_is_the_stack_of_single_inits():
         if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
             a, b = jax.random.key_data(a), jax.random.key_data(b)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_where_adaent_switches_the_actor_follows_the_plain_critic():
+    """With alpha = 0 the soft and plain critics learn the same targets, so an AdaEnt step that switches
+    everywhere must move the actor exactly as a plain SAC step whose critic *is* AdaEnt's plain critic
+    (same batch, same keys), and, where it never switches, unlike it (its soft critic starts elsewhere).
+    Catches choose_q returning the soft Q."""
+    import dataclasses
+
+    from entrolab.agents.sac import SACConfig, SACHParams, make_train
+
+    env, params = make("probe_obs_action")
+    cfg = SACConfig(num_envs=1, total_timesteps=64, learning_starts=16, log_interval=16, buffer_size=64,
+                    batch_size=8, hidden_sizes=(8,), adaent=True, adaent_num_actions=4)
+    ada = make_train(cfg, env, params)
+    sac = make_train(dataclasses.replace(cfg, adaent=False), env, params)
+    hp = SACHParams(alpha=0.0)
+    state = ada.init(jax.random.key(0), hp, params)
+    state, _ = jax.jit(lambda s: ada.run(s, hp, params, 16, "warmup"))(state)  # fill the buffer
+    p, o = state.params, state.opt_state
+    as_sac = ({"actor": p["actor"], "critic": p["plain_critic"], "target_critic": p["target_plain_critic"]},
+              {"actor": o["actor"], "critic": o["plain_critic"], "alpha": o["alpha"]})
+    key = jax.random.key(3)
+    ref = sac._gradient_step(*as_sac, state.log_alpha, state.buffer, key, hp)[0]["actor"]
+    always = ada._gradient_step(p, o, state.log_alpha, state.buffer, key, hp.replace(adaent_threshold=2.0))[0]["actor"]
+    never = ada._gradient_step(p, o, state.log_alpha, state.buffer, key, hp.replace(adaent_threshold=-2.0))[0]["actor"]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), always, ref)
+    gap = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(never), jax.tree.leaves(ref)))
+    assert gap > 1e-5
