@@ -50,3 +50,26 @@ def test_bad_policy_specs_are_clear_errors():
         policy_from_spec({**spec, "action_bounding": "squash"})
     with pytest.raises(ValueError, match="cannot checkpoint a policy of class"):
         policy_spec(object())
+
+
+def test_damaged_checkpoints_are_refused_before_deserialising(tmp_path):
+    """A same-size bit flip (which the size check cannot see) fails the sha256; a missing params file
+    and a missing manifest are clear errors too."""
+    policy = GaussianPolicy(3, 2, (8,))
+    path = save_checkpoint(tmp_path / "ckpt", policy, {"policy": policy.init(jax.random.key(0))}, algorithm="test",
+                           config={}, hparams={}, env={"name": "none"})
+    params_file = path / "policy.msgpack"
+    data = bytearray(params_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    params_file.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256 differs at the same size"):
+        load_policy(path)
+    params_file.write_bytes(bytes(data[:-3]))
+    with pytest.raises(CheckpointError, match=r"size \d+ vs \d+ bytes"):
+        load_policy(path)
+    params_file.unlink()
+    with pytest.raises(CheckpointError, match="policy.msgpack is missing"):
+        load_policy(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="manifest"):
+        load_policy(path)

@@ -38,3 +38,32 @@ def test_envs_lists_options_and_refuses_unknown():
     result = runner.invoke(app, ["envs", "lorentz"])
     assert result.exit_code == 2
     assert "unknown environment 'lorentz'" in result.output
+
+
+def test_train_refuses_an_env_option_without_a_value(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--env", "lorenz", "--env-option", "obs_noise_std", "--steps", "100",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "--env-option" in result.output and "obs_noise_std" in result.output
+    assert not (tmp_path / "o" / "runs.parquet").exists()
+
+
+def test_report_refuses_a_non_study_and_an_unfinished_study_then_writes_a_finished_ones(tmp_path):
+    from entrolab.study.config import parse_config
+    from entrolab.study.runner import run_study
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "is not a study directory" in " ".join(result.output.split())
+    config = parse_config({"kind": "landscape", "name": "r", "gridworld": {"size": 2, "taus": [0.0], "inits": 2,
+                                                                          "updates": 20},
+                           "probes": {"directions": 4, "inits": 1, "lanczos": 4, "hutchinson": 4,
+                                      "interpolation_points": 3}})
+    out = tmp_path / "study"
+    run_study(config, out, stop_after=1, report=False)
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 2 and "not finished (" in " ".join(result.output.split())
+    run_study(config, out, report=False)
+    assert not (out / "report" / "index.html").exists()
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0 and (out / "report" / "index.html").exists()

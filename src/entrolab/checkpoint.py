@@ -174,11 +174,13 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     if not params_path.is_file():
         raise CheckpointError(f"{path}: {PARAMS_FILE} is missing")
     data = params_path.read_bytes()
-    if len(data) != manifest.get("params_bytes") or hashlib.sha256(data).hexdigest() != manifest.get("params_sha256"):
+    if len(data) != manifest.get("params_bytes"):
         raise CheckpointError(
             f"{params_path} does not match its manifest (size {len(data)} vs {manifest.get('params_bytes')} bytes): "
             "truncated or corrupt"
         )
+    if hashlib.sha256(data).hexdigest() != manifest.get("params_sha256"):
+        raise CheckpointError(f"{params_path} does not match its manifest (sha256 differs at the same size): corrupt")
     policy = policy_from_spec(manifest.get("policy", {}), path)
     arrays = jax.tree.map(jax.numpy.asarray, serialization.msgpack_restore(data))
     return LoadedPolicy(policy=policy, params=arrays["policy"], arrays=arrays, manifest=manifest)
