@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from entrolab.measures.landscape import (
-    PROBE_COLUMNS, classify, filter_normalize, hessian_eigenvalues, hessian_trace, interpolate, label_fractions,
+    PROBE_COLUMNS, classify, dense_hessian, filter_normalize, hessian_eigenvalues, hessian_trace, interpolate, label_fractions,
     perturbation_probe, plane, probe_label,
 )
 
@@ -148,6 +148,8 @@ def test_lanczos_and_hutchinson_against_the_dense_hessian():
         dense = jax.hessian(lambda x: quad({"w": x[:6].reshape(3, 2), "b": x[6:]}))(
             jnp.concatenate([point["w"].ravel(), point["b"]]))
         eig = np.linalg.eigvalsh(np.asarray(dense))
+        perm = np.concatenate([np.arange(6, 8), np.arange(6)])  # ravel_pytree's order: b, then w
+        np.testing.assert_allclose(dense_hessian(quad, point), np.asarray(dense)[np.ix_(perm, perm)], rtol=1e-12)
         out = hessian_eigenvalues(quad, point, jax.random.key(0), num_matvecs=8, k=2)
         np.testing.assert_allclose(out["largest"], eig[::-1][:2], rtol=1e-8)
         np.testing.assert_allclose(out["smallest"], eig[:2], rtol=1e-8)

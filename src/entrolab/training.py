@@ -145,7 +145,7 @@ def train_sweep(
     pairs = [(a, s) for a in alphas for s in range(seed_offset, seed_offset + int(num_seeds))]
     num_agents = len(pairs)
     learner = _Learner(config, env, env_params)
-    if learner.name in ("reinforce",):
+    if learner.name == "reinforce":
         if min(alphas) <= 0:
             raise ValueError("for REINFORCE the alphas are the policy's fixed stds and must be > 0")
     elif learner.name != "ppo":

@@ -400,6 +400,16 @@ def _hutchinson_fn(objective: Callable, treedef, num_samples: int):
     return fn
 
 
+def dense_hessian(objective: Callable, params) -> jax.Array:
+    """The exact Hessian (n, n) of an exact objective on the flat parameter vector (for small n, e.g.
+    the gridworld's 108 parameters; compiled once per objective, as `_evaluator`)."""
+    flat, unravel = ravel_pytree(params)
+    key = ("hessian", objective, jax.tree_util.tree_structure(params))
+    if key not in _COMPILED:
+        _COMPILED[key] = jax.jit(lambda p: jax.hessian(lambda x: objective(unravel(x)))(ravel_pytree(p)[0]))
+    return _COMPILED[key](params)
+
+
 def hessian_eigenvalues(objective: Callable, params, key: jax.Array, num_matvecs: int = 30, k: int = 3
                         ) -> dict[str, jax.Array]:
     """The `k` largest and `k` smallest Hessian eigenvalues (Ritz values of `num_matvecs` Lanczos

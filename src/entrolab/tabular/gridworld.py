@@ -142,11 +142,17 @@ def sweep(mdp: FiniteMDP, initial, names: dict[str, int], key: jax.Array, taus: 
                       record_every, converge_tol)
 
 
-def _sweep(mdp, initial, names, key, taus, step_sizes, num_inits, num_updates, init_scale, tau_decay,
-           record_every, converge_tol):
+def to_float64(mdp: FiniteMDP, initial) -> tuple[FiniteMDP, jax.Array]:
+    """The MDP's floating arrays and the initial distribution in float64 (call inside
+    `jax.enable_x64(True)`; a float32 MDP keeps its float32 rounding)."""
     mdp = jax.tree_util.tree_map(
         lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, mdp)
-    initial = jnp.asarray(initial, jnp.float64)
+    return mdp, jnp.asarray(initial, jnp.float64)
+
+
+def _sweep(mdp, initial, names, key, taus, step_sizes, num_inits, num_updates, init_scale, tau_decay,
+           record_every, converge_tol):
+    mdp, initial = to_float64(mdp, initial)
     keys = jax.random.split(key, num_inits)
     inits = jax.vmap(lambda k: init_params(k, mdp, init_scale))(keys)
     dtype = mdp.rewards.dtype

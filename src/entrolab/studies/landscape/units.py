@@ -24,17 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jax.flatten_util import ravel_pytree
 
 from entrolab.checkpoint import load_policy
 from entrolab.envs import make
 from entrolab.measures.landscape import (
-    checkpoint_objective, classify, hessian_eigenvalues, hessian_trace, interpolate, label_fractions, perturbation_probe,
+    checkpoint_objective, classify, dense_hessian, hessian_eigenvalues, hessian_trace, interpolate, label_fractions, perturbation_probe,
 )
 from entrolab.study.registry import Unit
 from entrolab.study.units import fingerprint, unit_key, write_parquet
 from entrolab.studies.landscape.config import LandscapeConfig
-from entrolab.tabular.gridworld import objective, sweep, two_goal_gridworld
+from entrolab.tabular.gridworld import objective, sweep, to_float64, two_goal_gridworld
 
 
 def plan(config: LandscapeConfig) -> list[Unit]:
@@ -124,9 +123,7 @@ def _probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, pro
     task = progress.add_task("  probes", total=len(g.taus) * p.inits) if progress is not None else None
     with jax.enable_x64(True):
         mdp, initial, _ = gridworld(config)
-        mdp = jax.tree_util.tree_map(
-            lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, mdp)
-        initial = jnp.asarray(initial, jnp.float64)
+        mdp, initial = to_float64(mdp, initial)
 
         def point(kind: str, t: int, i: int) -> dict:
             if kind == "init":
@@ -168,21 +165,10 @@ def _probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, pro
         columns=["pair", "tau", "init_a", "init_b", "t", "regularised", "return"]), out / "interpolation.parquet")
 
 
-_HESSIANS: dict = {}
-
-
-def _dense_hessian(f, unravel):
-    """jax.hessian of `f` on flat vectors, compiled once per objective."""
-    if f not in _HESSIANS:
-        _HESSIANS[f] = jax.jit(jax.hessian(lambda x: f(unravel(x))))
-    return _HESSIANS[f]
-
-
 def _curvature(f, theta, tau, init, key, p) -> dict:
     """The Hessian of the regularised objective at a final policy: exact eigenvalues and trace (the
     dense Hessian of 108 parameters), Lanczos' extreme eigenvalues and Hutchinson's trace."""
-    flat, unravel = ravel_pytree(theta)
-    dense = np.asarray(_dense_hessian(f, unravel)(flat))
+    dense = np.asarray(dense_hessian(f, theta))
     eig = np.linalg.eigvalsh(0.5 * (dense + dense.T))
     k1, k2 = jax.random.split(key)
     lanczos = hessian_eigenvalues(f, theta, k1, num_matvecs=p.lanczos, k=1)

@@ -102,14 +102,13 @@ def build_tables(study_dir: str | Path, config: RobustnessConfig, num_resamples:
 
     # runs whose training diverged (frozen at their last finite state): kept in runs/excess_risk/
     # complexity, left out of every statistic across policies (the report says how many)
-    if "diverged_at_step" in runs.columns and runs["diverged_at_step"].notna().any():
-        bad = set(map(tuple, runs.loc[runs["diverged_at_step"].notna(), ["variant", "run_id"]].to_numpy()))
+    bad = set()
+    if "diverged_at_step" in runs.columns:
+        bad = set(zip(*runs.loc[runs["diverged_at_step"].notna(), ["variant", "run_id"]].to_numpy().T))
 
-        def healthy(df):
-            return df[[(v, r) not in bad for v, r in zip(df["variant"], df["run_id"])]]
-    else:
-        def healthy(df):
-            return df
+    def healthy(df):
+        return df[[(v, r) not in bad for v, r in zip(df["variant"], df["run_id"])]] if bad else df
+
     correlations = correlation_table(healthy(complexity), healthy(risk), num_resamples)
     granulated = granulated_table(healthy(complexity), healthy(risk), num_resamples)
     alpha_rates, trends = trend_tables(healthy(episodes), healthy(risk), num_resamples)
