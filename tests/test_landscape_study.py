@@ -137,7 +137,12 @@ def test_continuous_std_sweep_tables(study):
     c = config.continuous
     runs = tables["continuous_runs"]
     assert len(runs) == len(c.stds) * c.seeds and (runs["algo"] == "reinforce").all()
-    assert len(tables["continuous_probes"]) == len(runs) * 2 * c.directions * len(c.epsilons)
+    # init, one mid-training snapshot per fraction, final
+    points = 2 + len(c.snapshots)
+    assert len(tables["continuous_probes"]) == len(runs) * points * c.directions * len(c.epsilons)
+    classes = tables["continuous_classes"]
+    assert sorted(classes.groupby("point")["env_steps"].first()) == [0, *(
+        int(f * c.steps) for f in c.snapshots), int(runs["env_steps"].iloc[0])]
     interp = tables["continuous_interpolation"]
     assert len(interp) == len(c.stds) * (c.seeds - 1) * c.interpolation_points
     # each policy keeps the std it was trained with
@@ -149,7 +154,9 @@ def test_continuous_std_sweep_tables(study):
     ckpt = runs[(runs["alpha"] == c.stds[0]) & (runs["seed"] == row["seed_a"])]["checkpoint"].iloc[0]
     lp = load_policy(out / "units" / "continuous" / "train" / ckpt)
     env, env_params = make(c.env)
-    f, point = checkpoint_objective(lp, env, env_params, c.episodes)
+    assert c.objective == "stochastic"  # the sampled policy's return with its std fixed
+    f, point = checkpoint_objective(lp, env, env_params, c.episodes, deterministic=False, perturb_log_std=False)
+    assert "log_std" not in point
     k_int = jax.random.fold_in(unit_key(config.seed, "continuous/probes"), 1)
     assert float(f(point, k_int)) == pytest.approx(row["return"], rel=1e-5, abs=1e-7)
 

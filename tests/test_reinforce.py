@@ -28,6 +28,25 @@ def test_learns_the_obs_conditioned_optimum_with_its_std_fixed(tmp_path):
     assert (runs["hp_std"] == np.float32(0.2)).all()
 
 
+def test_a_mid_training_snapshot_is_the_policy_of_a_run_stopped_there(tmp_path):
+    """train_sweep(snapshots=[0.5]) keeps each agent's policy after half the updates: it must equal
+    the final policy of the same seeds trained for half as long (an independent run)."""
+    cfg, hp = ReinforceConfig(total_timesteps=16 * 400), ReinforceHParams(learning_rate=0.05)
+    runs = train_sweep("probe_obs_action", [0.2, 1.0], 1, tmp_path / "full", cfg, hp, eval_episodes=2,
+                       num_chunks=4, snapshots=[0.5])
+    half = train_sweep("probe_obs_action", [0.2, 1.0], 1, tmp_path / "half", ReinforceConfig(total_timesteps=16 * 200),
+                       hp, eval_episodes=2, num_chunks=1)
+    assert (runs["snapshot_steps"] == "[3200]").all() and "snapshot_steps" not in half
+    for (_, full_run), (_, half_run) in zip(runs.iterrows(), half.iterrows()):
+        snap = load_policy(tmp_path / "full" / full_run["checkpoint"]).arrays["policy_at_3200"]
+        final = load_policy(tmp_path / "half" / half_run["checkpoint"]).params
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), snap, final)
+        assert not np.allclose(snap["mean_net"]["Dense_0"]["kernel"],
+                               load_policy(tmp_path / "full" / full_run["checkpoint"]).params["mean_net"]["Dense_0"]["kernel"])
+    with pytest.raises(ValueError, match="fractions of training"):
+        train_sweep("probe_obs_action", [0.2], 1, tmp_path / "bad", cfg, hp, snapshots=[1.0])
+
+
 def test_the_gradient_is_the_score_function_estimate():
     """One update from a known state: the loss's gradient equals -mean(grad log pi(u) * whitened G),
     computed here by hand for a linear mean on probe_action (one-step episodes, reward -(a - 0.5)^2)."""

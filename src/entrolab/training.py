@@ -118,6 +118,7 @@ def train_sweep(
     seed_offset: int = 0,
     progress: Any = None,
     donate_state: bool = True,
+    snapshots: Sequence[float] = (),
 ):
     """Train len(alphas) x num_seeds agents in one program; returns the runs table.
 
@@ -128,6 +129,10 @@ def train_sweep(
     `donate_state`: each compiled call takes over the agents' state buffers (a SAC sweep's replay
     buffers above all) instead of keeping the old state beside the new one
     (benchmarks/sac_memory.py measures the difference); False only to measure it.
+    `snapshots`: fractions of training in (0, 1); at the end of the first chunk that reaches each
+    fraction every agent's policy is kept and saved in its checkpoint as ``policy_at_<env steps>``
+    (e.g. probes of mid-training policies; chunk boundaries decide the exact step, so use a
+    `num_chunks` that divides the fractions).
     """
     import pandas as pd
 
@@ -142,6 +147,9 @@ def train_sweep(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
+    snapshots = sorted(float(f) for f in snapshots)
+    if any(not 0.0 < f < 1.0 for f in snapshots):
+        raise ValueError(f"snapshots are fractions of training in (0, 1), got {snapshots}")
     pairs = [(a, s) for a in alphas for s in range(seed_offset, seed_offset + int(num_seeds))]
     num_agents = len(pairs)
     learner = _Learner(config, env, env_params)
@@ -177,12 +185,19 @@ def train_sweep(
         task = progress.add_task(f"{env_name}: {num_agents} agents", total=total_updates * learner.steps_per_unit)
     metrics_chunks = []
     done_updates = 0
+    kept: dict[str, Any] = {}  # "policy_at_<env steps>" -> host params of every agent
+    pending = list(snapshots)
+    full_policy = jax.jit(jax.vmap(trainer.full_policy_params))
     t_train = time.perf_counter()
     for n, phase in calls:
         state, metrics = compiled[n, phase](state, hp_batch, env_params)
         metrics = jax.device_get(metrics)
         metrics_chunks.append(metrics)
         done_updates += n
+        if pending and done_updates >= pending[0] * total_updates and done_updates < total_updates:
+            while pending and done_updates >= pending[0] * total_updates:
+                pending.pop(0)
+            kept[f"policy_at_{done_updates * learner.steps_per_unit}"] = jax.device_get(full_policy(state))
         if task is not None:
             progress.update(task, completed=done_updates * learner.steps_per_unit)
     train_time = time.perf_counter() - t_train
@@ -200,7 +215,7 @@ def train_sweep(
 
     # ---- evaluation: every agent, deterministic and sampled ------------------------
     steps = int(getattr(env_params, "max_steps_in_episode", 1000))
-    policy_params = jax.vmap(trainer.full_policy_params)(state)
+    policy_params = full_policy(state)
 
     def evaluate(params, key, deterministic):
         return episode_returns(trainer.policy, params, env, env_params, key, eval_episodes, steps,
@@ -225,6 +240,7 @@ def train_sweep(
                 "init_policy": jax.tree.map(lambda x: np.asarray(x[i]), state.init_policy),
                 **{name: jax.tree.map(lambda x: np.asarray(x[i]), state.params[name])
                    for name in ("critic", "plain_critic") if name in state.params},
+                **{name: jax.tree.map(lambda x: np.asarray(x[i]), snap) for name, snap in kept.items()},
             },
             algorithm=learner.name, config=config_dict, hparams=hp_i,
             env={"name": env_name, "overrides": _jsonable(env_overrides)},
@@ -245,6 +261,7 @@ def train_sweep(
             "eval_return_sto_mean": float(sto[i].mean()), "eval_return_sto_std": float(sto[i].std()),
             "eval_episodes": int(eval_episodes),
             "diverged_at_step": float(diverged_at[i]) if diverged_at[i] >= 0 else float("nan"),
+            **({"snapshot_steps": json.dumps([int(k.rsplit("_", 1)[1]) for k in kept])} if kept else {}),
             "checkpoint": str(ckpt.relative_to(out)),
         })
         for u in range(metrics["env_steps"].shape[1]):

@@ -217,6 +217,23 @@ class Environment(abc.ABC, Generic[S, P]):
         return f"{type(self).__name__}()"
 
 
+class NaturalEnds(Environment[S, P]):
+    """An environment whose episodes also end by its own rules (goal reached, collision, a fall):
+    its `step_env` returns `info["terminal"]`, and `step` turns that into `terminated` with
+    auto-reset. A natural end is `terminated` (never `truncated`, also when the time limit falls
+    on the same step). The reset key is the one the base class uses for its own auto-reset (the
+    4th of split(key, 4)), so the episodes drawn do not depend on how one ended."""
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        obs, new_state, reward, terminated, truncated, info = super().step(key, state, action, params)
+        info = dict(info)
+        terminal = jnp.asarray(info.pop("terminal"), bool)
+        needs_reset = terminal & ~(terminated | truncated)  # else the base class already reset
+        obs, new_state = self.reset_where(jax.random.split(key, 4)[3], params, needs_reset, obs, new_state)
+        return obs, new_state, reward, terminated | terminal, truncated & ~terminal, info
+
+
 class ControlSystem(Environment[EnvState, P]):
     """An environment made of a controlled dynamical system x' = F(x, u).
 

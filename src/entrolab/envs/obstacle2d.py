@@ -50,8 +50,8 @@ clipped to [-1, 1]^2, actuation noise (`action_noise_std`, in action units)
 and observation noise (`obs_noise_std`, in observation units) are params; a
 non-finite or out-of-bound position ends the episode with a bounded penalty.
 A natural end (collision or goal) is reported by `step_env` as
-`info["terminal"]`, and `Obstacle2D.step` marks it `terminated` and
-auto-resets, as the probe environments do. The step's `info` also carries
+`info["terminal"]`, and `core.NaturalEnds.step` marks it `terminated` and
+auto-resets, as for the probe environments. The step's `info` also carries
 booleans `collision` and `goal`.
 
 Obstacle2D is an `Environment`, not a `ControlSystem`: its reward depends on
@@ -66,7 +66,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from entrolab.envs.core import Environment, EnvParams, EnvState
+from entrolab.envs.core import EnvParams, EnvState, NaturalEnds
 from entrolab.envs.spaces import Box
 
 
@@ -133,7 +133,7 @@ def segment_hits_rectangle(
     return enter <= leave
 
 
-class Obstacle2D(Environment[EnvState, Obstacle2DParams]):
+class Obstacle2D(NaturalEnds[EnvState, Obstacle2DParams]):
     """Obstacle2D (see the module docstring). State `x` = position (2,)."""
 
     name = "obstacle2d"
@@ -201,21 +201,3 @@ class Obstacle2D(Environment[EnvState, Obstacle2DParams]):
 
     def observation_space(self, params=None):
         return Box(-jnp.inf, jnp.inf, (2,))
-
-    # ---- the protocol: natural termination ------------------------------------------------
-    def step(self, key, state, action, params=None):
-        """`Environment.step`, plus termination on collision or goal (with auto-reset).
-
-        A natural end is `terminated` (never `truncated`, also when the time
-        limit falls on the same step); the reset key is the one the base class
-        uses for its own auto-reset, so the next episode does not depend on how
-        this one ended.
-        """
-        params = self.default_params if params is None else params
-        obs, new_state, reward, terminated, truncated, info = super().step(key, state, action, params)
-        info = dict(info)
-        terminal = jnp.asarray(info.pop("terminal"), bool)
-        needs_reset = terminal & ~(terminated | truncated)  # else the base class already reset
-        # the reset key is the one the base step uses for its own auto-reset
-        obs, new_state = self.reset_where(jax.random.split(key, 4)[3], params, needs_reset, obs, new_state)
-        return obs, new_state, reward, terminated | terminal, truncated & ~terminal, info

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from entrolab.envs.core import Environment, EnvParams, EnvState
+from entrolab.envs.core import EnvParams, EnvState, NaturalEnds
 from entrolab.envs.spaces import Box
 
 _DTYPE = jnp.float32
@@ -73,7 +73,7 @@ def _random_sign(key: jax.Array) -> jax.Array:
     return jnp.where(jax.random.bernoulli(key, 0.5, (1,)), 1.0, -1.0).astype(_DTYPE)
 
 
-class ProbeEnvironment(Environment[EnvState, ProbeParams]):
+class ProbeEnvironment(NaturalEnds[EnvState, ProbeParams]):
     """Base of the probes: observation = `state.x` (shape (1,)), action in [-1, 1]^1.
 
     `step_env` of a subclass returns `info["terminal"]` (True when the step ends
@@ -88,21 +88,11 @@ class ProbeEnvironment(Environment[EnvState, ProbeParams]):
 
     # ---- the protocol -------------------------------------------------------
     def step(self, key, state, action, params=None):
+        """`NaturalEnds.step` (tests/test_probes.py checks that the episodes drawn do not depend on
+        which rule ended one), with the reward scaled by `reward_scale`."""
         params = self.default_params if params is None else params
         obs, new_state, reward, terminated, truncated, info = super().step(key, state, action, params)
-        info = dict(info)
-        terminal = jnp.asarray(info.pop("terminal"), bool)
-        # The base class already reset the state if it terminated (divergence)
-        # or truncated (time limit) this step; otherwise reset it here.
-        needs_reset = terminal & ~(terminated | truncated)
-        # The reset key is the one the base class uses for its own auto-reset
-        # (the 4th of split(key, 4)): the episodes drawn do not depend on which
-        # of the two ended the episode (tests/test_probes.py checks it).
-        obs_reset, state_reset = self.reset(jax.random.split(key, 4)[3], params)
-        state_reset = state_reset.replace(num_diverged=new_state.num_diverged)
-        new_state = jax.tree.map(lambda r, s: jnp.where(needs_reset, r, s), state_reset, new_state)
-        obs = jnp.where(needs_reset, obs_reset, obs)
-        return obs, new_state, reward * params.reward_scale, terminated | terminal, truncated & ~terminal, info
+        return obs, new_state, reward * params.reward_scale, terminated, truncated, info
 
     def observe(self, state, params):
         return state.x

@@ -158,9 +158,14 @@ def make(name: str, **overrides: Any) -> tuple[Environment, EnvParams]:
     >>> env, params = make("lorenz", rho=30.0, obs_noise_std=0.1)
     >>> env, params = make("ks", num_actuators=4, target="E1", init="E3")
     >>> env, params = make("gymnax:Pendulum-v1")
+    >>> env, params = make("brax:hopper", backend="positional")  # the optional brax extra
     """
     if isinstance(name, str) and name.startswith("gymnax:"):
         return make_gymnax(name.split(":", 1)[1], **overrides)
+    if isinstance(name, str) and name.startswith("brax:"):
+        from entrolab.envs.brax_env import make_brax
+
+        return make_brax(name.split(":", 1)[1], **overrides)
     key = ALIASES.get(name.lower(), name.lower()) if isinstance(name, str) else name
     if key not in REGISTRY:
         raise ValueError(f"unknown environment {name!r}; registered: {registered()}")

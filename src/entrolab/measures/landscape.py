@@ -335,16 +335,23 @@ def plane(
 
 
 def checkpoint_objective(loaded, env, env_params, num_episodes: int, num_steps: int | None = None,
-                         deterministic: bool = True) -> tuple[Callable, dict]:
+                         deterministic: bool = True, perturb_log_std: bool | None = None) -> tuple[Callable, dict]:
     """The sampled return of a trained policy as a function of its trainable parameters:
     `(objective(point, key), point)`, the mean undiscounted return of `num_episodes` episodes of
     `env`. The point is the checkpoint's parameters without the observation statistics
     ("obs_norm", fixed: they are data, not weights) and, for the deterministic policy, without the
-    log-std (it never acts there, so its directions would all be exactly flat). Any checkpoint
-    `entrolab.checkpoint.load_policy` reads (PPO, SAC, SAC-AdaEnt) on any entrolab or gymnax env."""
+    log-std (it never acts there, so its directions would all be exactly flat). `perturb_log_std`
+    (default: only for the stochastic policy) False keeps the stochastic policy's log-std fixed too:
+    the objective of a fixed-std learner (REINFORCE), whose std is a setting, not a weight. Any
+    checkpoint `entrolab.checkpoint.load_policy` reads (PPO, SAC, SAC-AdaEnt, REINFORCE) on any
+    entrolab or gymnax env."""
     num_episodes = _positive_int("num_episodes", num_episodes)
     steps = int(env_params.max_steps_in_episode) if num_steps is None else _positive_int("num_steps", num_steps)
-    frozen = {"obs_norm"} | ({"log_std"} if deterministic else set())
+    if perturb_log_std is None:
+        perturb_log_std = not deterministic
+    if deterministic and perturb_log_std:
+        raise ValueError("the deterministic policy never uses its log-std: perturb_log_std must be False")
+    frozen = {"obs_norm"} | (set() if perturb_log_std else {"log_std"})
     params = loaded.params
     point = {k: v for k, v in params.items() if k not in frozen}
     rest = {k: v for k, v in params.items() if k in frozen}

@@ -133,7 +133,8 @@ class PoliciesSpec(Strict):
 
 class ContinuousSpec(Strict):
     """REINFORCE with a fixed std on a continuous system: the std sweep of Ahmed et al.'s continuous
-    experiments, CPU-sized (their Hopper needs brax: not built)."""
+    experiments, CPU-sized (their Hopper needs brax: not built). `snapshots`: fractions of training
+    at which each policy is kept and probed too ("mid" points; [] = only the initial and final)."""
 
     env: str = "lorenz"
     env_options: dict[str, Any] = Field(default_factory=dict)
@@ -147,8 +148,13 @@ class ContinuousSpec(Strict):
     episodes: PosInt = 16
     repeats: Annotated[int, Field(ge=2)] = 8
     interpolation_points: Annotated[int, Field(ge=3)] = 21
+    snapshots: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(default_factory=list)
+    # what is probed: the sampled policy's return with its std fixed (the objective REINFORCE
+    # ascends, where the std can smooth the landscape), or the deterministic policy's return
+    objective: Literal["stochastic", "deterministic"] = "stochastic"
+    chunks: PosInt = 10  # training chunks (progress and snapshots happen at chunk ends)
 
-    @field_validator("stds", "epsilons", mode="before")
+    @field_validator("stds", "epsilons", "snapshots", mode="before")
     @classmethod
     def _ints_are_floats(cls, v):
         return ints_to_floats(v)

@@ -272,21 +272,31 @@ def _continuous_section(config, runs: pd.DataFrame, curves: pd.DataFrame | None,
     s.blocks.append(
         f"REINFORCE (a linear mean unless options say otherwise, whitened reward-to-go) with the policy's std "
         f"fixed at {', '.join(fmt(x) for x in c.stds)}, {c.seeds} seeds, {c.steps} env steps each. Probes of the "
-        f"deterministic policy's sampled return ({c.episodes} episodes per point, noise band from {c.repeats} "
-        f"repeats) at the initial and final parameters, {c.directions} directions. Flat: the fraction of "
-        "directions within the noise band on both sides; down: falling on both sides.")
+        f"{'deterministic policy' if c.objective == 'deterministic' else 'stochastic policy (its std fixed)'}'s sampled return ({c.episodes} episodes per point, noise band from {c.repeats} "
+        f"repeats) at the initial parameters, at the snapshots kept during training ({', '.join(fmt(f) for f in c.snapshots) or 'none'} "
+        f"of training) and at the final ones, {c.directions} directions. Flat: the fraction of directions "
+        "within the noise band on both sides; down: falling on both sides (a local maximum along that "
+        "direction); up: rising on both sides; slope: rising on one side and falling on the other; half: "
+        "outside the band on one side only.")
+    rows = [(fmt(std), str(len(g)), mean_ci(g["eval_return_det_mean"], num_resamples),
+             mean_ci(g["eval_return_sto_mean"], num_resamples)) for std, g in runs.groupby("alpha", sort=True)]
+    s.blocks.append(Table(("std", "seeds", "final return, deterministic [95% CI over seeds]",
+                           "final return, sampled at the std"), tuple(rows)))
+    if "env_steps" not in classes:  # tables written before mid-training snapshots existed
+        classes = classes.assign(env_steps=np.where(classes["point"] == "init", 0, c.steps))
+    order = classes.groupby("point")["env_steps"].min().sort_values().index.tolist()
     rows = []
-    for std, g in runs.groupby("alpha", sort=True):
-        cl = classes[np.isclose(classes["std"], std)]
-        cells = []
-        for point in ("init", "final"):
-            for eps in sorted(cl["epsilon"].unique()):
-                sub = cl[(cl["point"] == point) & np.isclose(cl["epsilon"], eps)]
-                cells.append(f"{point} eps={fmt(eps)}: flat {fmt(sub['frac_flat'].mean(), 2)}, down "
-                             f"{fmt(sub['frac_down'].mean(), 2)}, slope {fmt(sub['frac_slope'].mean(), 2)}")
-        rows.append((fmt(std), str(len(g)), mean_ci(g["eval_return_det_mean"], num_resamples), "; ".join(cells)))
-    s.blocks.append(Table(("std", "seeds", "final return (deterministic) [95% CI over seeds]", "probes (means)"),
-                          tuple(rows)))
+    for (std, eps), cl in classes.groupby(["std", "epsilon"], sort=True):
+        for point in order:
+            sub = cl[cl["point"] == point]
+            if sub.empty:
+                continue
+            counts = sub["class"].value_counts()
+            rows.append((fmt(std), fmt(eps), point, mean_ci(sub["j_center"], num_resamples),
+                         *(fmt(sub[f"frac_{lab}"].mean(), 2) for lab in ("flat", "down", "up", "slope", "half")),
+                         ", ".join(f"{k} {v}" for k, v in counts.items())))
+    s.blocks.append(Table(("std", "epsilon", "point", "J at the point [95% CI over seeds]", "flat", "down", "up",
+                           "slope", "half", "classes (seeds)"), tuple(rows)))
     colors = _tau_colors(runs["alpha"].unique())
     n = 1 + (interp is not None)
     fig, axes = panels(n, ncols=2, panel=(3.4, 2.4))

@@ -216,9 +216,11 @@ def _interpolations(runs: pd.DataFrame, params, g, p, t: int, tau: float, object
 
 
 # ---- trained policies ----------------------------------------------------------------------------
-def _probe_checkpoint(loaded, env, env_params, spec, key, ident: dict, mode: str = "deterministic"):
+def _probe_checkpoint(loaded, env, env_params, spec, key, ident: dict, mode: str = "deterministic",
+                      perturb_log_std: bool | None = None):
     """Probes of one checkpoint's sampled return: (probe rows, class rows)."""
-    f, point = checkpoint_objective(loaded, env, env_params, spec.episodes, deterministic=mode == "deterministic")
+    f, point = checkpoint_objective(loaded, env, env_params, spec.episodes, deterministic=mode == "deterministic",
+                                    perturb_log_std=perturb_log_std)
     table = perturbation_probe(f, point, key, spec.directions, spec.epsilons, num_repeats=spec.repeats, sampled=True)
     kinds = classify(table)
     kinds = kinds if isinstance(kinds, dict) else {float(spec.epsilons[0]): kinds}
@@ -276,13 +278,14 @@ def _continuous_train(config: LandscapeConfig, study_dir: Path, unit: Unit, out:
     c = config.continuous
     rf_config, hp = build("reinforce", c.options, total_timesteps=c.steps)
     train_sweep(c.env, c.stds, c.seeds, out, rf_config, hp, dict(c.env_options), eval_episodes=c.eval_episodes,
-                num_chunks=10, progress=progress)
+                num_chunks=c.chunks, progress=progress, snapshots=c.snapshots)
 
 
 def _continuous_probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
-    """Probes of every trained REINFORCE policy's sampled return at its initialisation and at the end of
-    training (the same directions and episodes for all), and J along the segment between the final
-    policies of consecutive seeds of each std (common random numbers along the segment)."""
+    """Probes of every trained REINFORCE policy's sampled return at its initialisation, at the
+    snapshots kept during training (point "mid@<env steps>") and at the end of training (the same
+    directions and episodes for all), and J along the segment between the final policies of
+    consecutive seeds of each std (common random numbers along the segment)."""
     import dataclasses
 
     c = config.continuous
@@ -295,9 +298,13 @@ def _continuous_probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out
         loaded = load_policy(study_dir / "units" / "continuous" / "train" / run["checkpoint"])
         env, env_params = _noise_free(loaded.manifest["env"])
         init = {**loaded.arrays["init_policy"], "obs_norm": loaded.params["obs_norm"]}
-        for point, lp in (("init", dataclasses.replace(loaded, params=init)), ("final", loaded)):
-            ident = {"std": float(run["alpha"]), "seed": int(run["seed"]), "point": point}
-            table, classes = _probe_checkpoint(lp, env, env_params, c, key, ident)
+        mids = sorted((int(k.rsplit("_", 1)[1]), k) for k in loaded.arrays if k.startswith("policy_at_"))
+        points = [("init", 0, dataclasses.replace(loaded, params=init)),
+                  *((f"mid@{steps}", steps, dataclasses.replace(loaded, params=loaded.arrays[k])) for steps, k in mids),
+                  ("final", int(run["env_steps"]), loaded)]
+        for point, steps, lp in points:
+            ident = {"std": float(run["alpha"]), "seed": int(run["seed"]), "point": point, "env_steps": steps}
+            table, classes = _probe_checkpoint(lp, env, env_params, c, key, ident, c.objective, perturb_log_std=False)
             rows.append(table)
             class_rows.extend(classes)
         finals[float(run["alpha"]), int(run["seed"])] = (loaded, env, env_params)
@@ -310,8 +317,9 @@ def _continuous_probes(config: LandscapeConfig, study_dir: Path, unit: Unit, out
         for a, b in zip(seeds[:-1], seeds[1:]):
             la, env, env_params = finals[float(std), a]
             lb = finals[float(std), b][0]
-            f, pa = checkpoint_objective(la, env, env_params, c.episodes)
-            _, pb = checkpoint_objective(lb, env, env_params, c.episodes)
+            det = c.objective == "deterministic"
+            f, pa = checkpoint_objective(la, env, env_params, c.episodes, deterministic=det, perturb_log_std=False)
+            _, pb = checkpoint_objective(lb, env, env_params, c.episodes, deterministic=det, perturb_log_std=False)
             interp.append(interpolate({"return": f}, pa, pb, ts, key=k_int).assign(std=float(std), seed_a=a, seed_b=b))
     if task is not None:
         progress.remove_task(task)
