@@ -98,6 +98,23 @@ def _curves_section(curves: pd.DataFrame, step: float, fig_dir: Path) -> Section
     return s
 
 
+def _probe_scatter(ax, sub: pd.DataFrame, colour, title: str) -> None:
+    """Delta- against Delta+ of one set of probes, with the noise band (+-2 std, grey) when sampled."""
+    ax.scatter(sub["delta_plus"], sub["delta_minus"], s=4, alpha=0.5, c=colour, cmap="tab10")
+    lim = max(1e-12, float(np.nanmax(np.abs(np.r_[sub["delta_plus"], sub["delta_minus"]]))) * 1.05)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.axvline(0, color="k", lw=0.5)
+    band = 2 * float(sub["noise_std"].max())
+    if band > 0:
+        ax.axhspan(-band, band, color="0.85", zorder=0)
+        ax.axvspan(-band, band, color="0.85", zorder=0)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("Delta+")
+    ax.set_ylabel("Delta-")
+
+
 def _probe_section(probes: pd.DataFrame, classes: pd.DataFrame, fig_dir: Path) -> Section:
     s = Section("What kind of point? Random-perturbation probes")
     s.blocks.append(
@@ -121,19 +138,7 @@ def _probe_section(probes: pd.DataFrame, classes: pd.DataFrame, fig_dir: Path) -
     fig, axes = panels(len(taus), ncols=3, panel=(2.4, 2.4))
     for ax, tau in zip(axes, taus):
         sub = final[final["tau"] == tau]
-        ax.scatter(sub["delta_plus"], sub["delta_minus"], s=4, alpha=0.5, c=sub["init"], cmap="tab10")
-        lim = max(1e-12, float(np.nanmax(np.abs(np.r_[sub["delta_plus"], sub["delta_minus"]]))) * 1.05)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.axvline(0, color="k", lw=0.5)
-        band = 2 * float(sub["noise_std"].max())
-        if band > 0:
-            ax.axhspan(-band, band, color="0.85", zorder=0)
-            ax.axvspan(-band, band, color="0.85", zorder=0)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_title(f"tau={fmt(tau)}", fontsize=8)
-        ax.set_xlabel("Delta+")
-        ax.set_ylabel("Delta-")
+        _probe_scatter(ax, sub, sub["init"], f"tau={fmt(tau)}")
     name = save(fig, fig_dir / "probe_scatter.png")
     s.blocks.append(Figure(name, f"Probes of J_tau at the final policies, epsilon = {fmt(eps)}; colour: "
                                  "initialisation. Third quadrant only: a local optimum."))
@@ -266,7 +271,8 @@ def _policies_section(classes: pd.DataFrame, num_resamples: int, fig_dir: Path) 
 
 
 def _continuous_section(config, runs: pd.DataFrame, curves: pd.DataFrame | None, classes: pd.DataFrame,
-                        interp: pd.DataFrame | None, num_resamples: int, fig_dir: Path) -> Section:
+                        interp: pd.DataFrame | None, num_resamples: int, fig_dir: Path,
+                        probes: pd.DataFrame | None = None) -> Section:
     c = config.continuous
     s = Section(f"REINFORCE with a fixed std on {c.env}: the std sweep")
     s.blocks.append(
@@ -315,6 +321,18 @@ def _continuous_section(config, runs: pd.DataFrame, curves: pd.DataFrame | None,
     name = save(fig, fig_dir / "continuous.png")
     s.blocks.append(Figure(name, "Left: learning curves per std. Right: the return along segments between the final "
                                  "policies of consecutive seeds (colour: std)."))
+    if probes is not None:
+        eps = float(probes["epsilon"].max())
+        final = probes[(probes["point"] == "final") & np.isclose(probes["epsilon"], eps)]
+        stds = sorted(final["std"].unique())
+        fig, axes = panels(len(stds), ncols=4, panel=(2.4, 2.4))
+        for ax, std in zip(axes, stds):
+            sub = final[np.isclose(final["std"], std)]
+            _probe_scatter(ax, sub, sub["seed"], f"std={fmt(std)}")
+        name = save(fig, fig_dir / "continuous_probe_scatter.png")
+        s.blocks.append(Figure(name, f"Probes of the final policies, epsilon = {fmt(eps)}; colour: seed; grey: the "
+                                     "noise band (2 std of the return at the point). Third quadrant only: a local "
+                                     "optimum."))
     return s
 
 
@@ -337,7 +355,7 @@ def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Pa
     if table("continuous_runs") is not None and table("continuous_classes") is not None:
         sections.append(_continuous_section(config, tables["continuous_runs"], table("continuous_curves"),
                                             tables["continuous_classes"], table("continuous_interpolation"),
-                                            config.bootstrap, fig_dir))
+                                            config.bootstrap, fig_dir, table("continuous_probes")))
     if table("policy_classes") is not None:
         sections.append(_policies_section(tables["policy_classes"], config.bootstrap, fig_dir))
     return f"Landscape study {config.name}", sections
