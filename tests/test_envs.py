@@ -1,7 +1,7 @@
 """The functional environment protocol: purity, jit/vmap, auto-reset, noise,
 divergence handling and clear errors, for every registered control system
 (the probe environments have their own tests in test_probes.py; obstacle2d,
-vehicle and the quadrotors in test_precision_envs.py)."""
+vehicle and the quadrotors in test_precision_envs.py; the room in test_room.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +14,8 @@ from entrolab.envs import make, registered, replace_params
 # episodes naturally (collision, goal; crash, flip, stray): the generic tests
 # below assume random initial states and no natural end. Each of them would
 # also compile these environments' steps again, a few seconds apiece. Their
-# equivalents are in test_precision_envs.py.
-PRECISION_TASKS = {"obstacle2d", "vehicle", "vehicle_authors", "quadrotor", "quadrotor_realistic", "crazyflie",
+# equivalents are in test_precision_envs.py (the room's, fixed start and goal, in test_room.py).
+PRECISION_TASKS = {"obstacle2d", "room", "vehicle", "vehicle_authors", "quadrotor", "quadrotor_realistic", "crazyflie",
                    "crazyflie_realistic"}
 ENVS = [name for name in registered() if not name.startswith("probe_") and name not in PRECISION_TASKS]
 # the same, with KS (the slowest to compile) in `make test-slow` only: for tests whose KS case adds

@@ -45,6 +45,8 @@ def test_a_mid_training_snapshot_is_the_policy_of_a_run_stopped_there(tmp_path):
                                load_policy(tmp_path / "full" / full_run["checkpoint"]).params["mean_net"]["Dense_0"]["kernel"])
     with pytest.raises(ValueError, match="fractions of training"):
         train_sweep("probe_obs_action", [0.2], 1, tmp_path / "bad", cfg, hp, snapshots=[1.0])
+    with pytest.raises(ValueError, match="sweep_field 'ent_coef' is not a hyperparameter of reinforce"):
+        train_sweep("probe_obs_action", [0.2], 1, tmp_path / "bad", cfg, hp, sweep_field="ent_coef")
 
 
 def test_the_gradient_is_the_score_function_estimate():

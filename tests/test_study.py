@@ -72,7 +72,7 @@ def test_config_files_errors_and_presets(tmp_path):
     with pytest.raises(StudyConfigError, match="not valid TOML"):
         load_config(bad)
     for preset in ["lorenz-quick", "lorenz-paper", "ks-paper", "tiny-test", "lorenz-factors", "landscape-gridworld",
-                   "landscape-continuous", "landscape-continuous-lorenz",
+                   "landscape-continuous", "landscape-continuous-lorenz", "state-entropy-room", "tiny-state-entropy",
                    "tiny-landscape"]:
         config = load_config(ROOT / "configs" / f"{preset}.toml")
         assert config.name == preset

@@ -119,6 +119,7 @@ def train_sweep(
     progress: Any = None,
     donate_state: bool = True,
     snapshots: Sequence[float] = (),
+    sweep_field: str | None = None,
 ):
     """Train len(alphas) x num_seeds agents in one program; returns the runs table.
 
@@ -133,6 +134,8 @@ def train_sweep(
     fraction every agent's policy is kept and saved in its checkpoint as ``policy_at_<env steps>``
     (e.g. probes of mid-training policies; chunk boundaries decide the exact step, so use a
     `num_chunks` that divides the fractions).
+    `sweep_field`: the traced hyperparameter the alphas set instead of the algorithm's own (e.g.
+    PPO's "state_ent_coef"); the runs table then names it in a column `sweep_field`.
     """
     import pandas as pd
 
@@ -161,7 +164,11 @@ def train_sweep(
         if config.auto_alpha and min(alphas) <= 0:
             raise ValueError("with automatic alpha the alphas are initial temperatures and must be > 0")
     hp_batch = jax.tree.map(lambda v: jnp.full((num_agents,), v, jnp.float32), hparams)
-    hp_batch = hp_batch.replace(**{learner.alpha_field: jnp.asarray([a for a, _ in pairs], jnp.float32)})
+    field_name = sweep_field or learner.alpha_field
+    if field_name not in {f.name for f in dataclasses.fields(hparams)}:
+        raise ValueError(f"sweep_field {field_name!r} is not a hyperparameter of {learner.name}; "
+                         f"known: {sorted(f.name for f in dataclasses.fields(hparams))}")
+    hp_batch = hp_batch.replace(**{field_name: jnp.asarray([a for a, _ in pairs], jnp.float32)})
     keys = jnp.stack([jax.random.key(s) for _, s in pairs])
 
     trainer = learner.trainer
@@ -261,6 +268,7 @@ def train_sweep(
             "eval_return_sto_mean": float(sto[i].mean()), "eval_return_sto_std": float(sto[i].std()),
             "eval_episodes": int(eval_episodes),
             "diverged_at_step": float(diverged_at[i]) if diverged_at[i] >= 0 else float("nan"),
+            **({"sweep_field": field_name} if sweep_field else {}),
             **({"snapshot_steps": json.dumps([int(k.rsplit("_", 1)[1]) for k in kept])} if kept else {}),
             "checkpoint": str(ckpt.relative_to(out)),
         })

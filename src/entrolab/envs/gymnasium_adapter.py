@@ -33,6 +33,7 @@ IDS = {
     "lorenz": "entrolab/Lorenz-v0",
     "ks": "entrolab/KuramotoSivashinsky-v0",
     "obstacle2d": "entrolab/Obstacle2D-v0",
+    "room": "entrolab/Room-v0",
     "acrobot": "entrolab/Acrobot-v0",
     "vehicle": "entrolab/Vehicle-v0",
     "vehicle_authors": "entrolab/VehicleAuthors-v0",

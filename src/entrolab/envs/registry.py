@@ -32,6 +32,7 @@ from entrolab.envs.probes import (
 )
 from entrolab.envs.crazyflie import Crazyflie, CrazyflieRealistic
 from entrolab.envs.quadrotor import Quadrotor, QuadrotorRealistic
+from entrolab.envs.room import Room
 from entrolab.envs.vehicle import Vehicle
 from entrolab.envs.vehicle_authors import AuthorsVehicle
 
@@ -39,6 +40,7 @@ REGISTRY: dict[str, Callable[..., Environment]] = {
     "lorenz": Lorenz,
     "ks": KuramotoSivashinsky,
     "obstacle2d": Obstacle2D,
+    "room": Room,
     "acrobot": Acrobot,
     "vehicle": Vehicle,
     "vehicle_authors": AuthorsVehicle,
@@ -62,7 +64,7 @@ POSITIVE = {
     "mass", "yaw_inertia", "min_slip_speed", "rolling_smoothing_speed", "circle_radius",
     "inertia_xx", "inertia_yy", "inertia_zz", "arm", "thrust_coefficient", "thrust_to_weight",
     "rotor_speed_range", "motor_time_constant", "wind_correlation_time", "path_period",
-    "max_distance", "wheelbase",
+    "max_distance", "wheelbase", "size", "view",
 }
 NON_NEGATIVE = {
     "obs_noise_std", "action_noise_std", "init_std", "control_cost", "action_scale",

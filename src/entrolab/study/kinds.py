@@ -36,6 +36,7 @@ KINDS: dict[str, str] = {
     "robustness": "entrolab.studies.robustness:KIND",
     "comparison": "entrolab.studies.comparison:KIND",
     "landscape": "entrolab.studies.landscape:KIND",
+    "state-entropy": "entrolab.studies.state_entropy:KIND",
 }
 _loaded: dict[str, Any] = {}
 
