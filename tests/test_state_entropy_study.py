@@ -29,6 +29,7 @@ def test_the_largest_coefficient_within_the_budget_is_chosen():
     # reference 0.95, 5 %: floor 0.9025; means 0.95, 0.92, 0.55 -> 0.1
     c = choose(runs, 0.95, 0.05, "policy")
     assert c["coefficient"] == 0.1 and c["within_budget"] and c["floor"] == pytest.approx(0.9025)
+    assert not c["largest_candidate"] and choose(runs, 0.5, 0.05, "policy")["largest_candidate"]
     c = choose(runs, 0.95, 0.001, "policy")  # floor 0.94905: only 0.01 (mean 0.95)
     assert c["coefficient"] == 0.01
     c = choose(runs, 2.0, 0.05, "state")  # nothing reaches 1.9: the smallest candidate, flagged

@@ -135,3 +135,70 @@ def state_entropy_ascent(mdp: FiniteMDP, initial, logits0: jax.Array, alpha, ste
         return logits + step_size * g, value
 
     return jax.lax.scan(step, logits0, None, length=num_updates)
+
+
+# ---- where regularisation does not help (the paper's negative results) --------------------------
+def cvar(values, probs, level: float) -> float:
+    """Lower-tail conditional value at risk of a discrete distribution: the mean of its worst
+    `level` fraction of probability mass (the worst outcomes first, the last one split)."""
+    values, probs = np.asarray(values, float), np.asarray(probs, float)
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1], got {level}")
+    if values.shape != probs.shape or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+        raise ValueError("values and probs must have the same shape, probs a distribution")
+    order = np.argsort(values, kind="stable")
+    v, p = values[order], probs[order]
+    taken = np.minimum(p, np.maximum(level - (np.cumsum(p) - p), 0.0))
+    return float(np.dot(taken, v) / level)
+
+
+def risky_choice_mdp(p: float, loss: float, gamma: float = 0.9) -> tuple[FiniteMDP, np.ndarray]:
+    """The MDP behind "entropy regularisation can degrade CVaR arbitrarily": from state 0, action
+    0 leads to a safe absorbing state (reward 1 per step) and action 1 to a gamble: w.p. 1 - p an
+    absorbing state paying (1 + p loss) / (1 - p) per step, w.p. p one paying -loss per step. Both
+    actions have the same expected value, whatever `loss`, so every policy is optimal for the
+    return; any entropy bonus makes the regularised optimum take the gamble with a probability that
+    does not depend on `loss`, so the return's lower tail falls without bound as `loss` grows.
+    States: 0 start, 1 safe, 2 won, 3 lost. Returns (mdp, initial distribution)."""
+    good = (1.0 + p * loss) / (1.0 - p)
+    t = np.zeros((4, 2, 4))
+    t[0, 0, 1] = 1.0
+    t[0, 1, 2], t[0, 1, 3] = 1.0 - p, p
+    for s in (1, 2, 3):
+        t[s, :, s] = 1.0
+    r = np.array([[0.0, 0.0], [1.0, 1.0], [good, good], [-loss, -loss]])
+    return FiniteMDP.create(t, r, gamma), np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def single_rollout_entropy(branch_lengths, weights, horizon: int) -> tuple[float, float]:
+    """A star: from a hub, branch i is a corridor of `branch_lengths[i]` states whose last state is
+    absorbing; the policy picks branch i w.p. `weights[i]` at the hub, then walks out. Over
+    `horizon` steps (the hub counted once), returns (E_tau[H(visits of one rollout)],
+    H(expected visits)): the entropy a single rollout's k-NN estimate targets, and the state
+    entropy of the policy's (undiscounted, finite-horizon) occupancy. By concavity the first is
+    at most the second, with equality for a deterministic policy; a long branch's empty corridor
+    makes the deterministic longest path the first's maximiser (Ashlag et al.'s negative result)."""
+    lengths = [int(x) for x in branch_lengths]
+    w = np.asarray(weights, float)
+    if len(lengths) != w.size or np.any(w < 0) or not np.isclose(w.sum(), 1.0) or min(lengths) < 1:
+        raise ValueError("one weight per branch (a distribution), branch lengths >= 1")
+    n = 1 + sum(lengths)
+    per_branch = []
+    offset = 1
+    for length in lengths:
+        visits = np.zeros(n)
+        visits[0] = 1.0
+        steps = horizon - 1
+        walk = min(steps, length)
+        visits[offset:offset + walk] = 1.0
+        visits[offset + length - 1] += max(0, steps - length)  # waiting at the end of the corridor
+        per_branch.append(visits / visits.sum())
+        offset += length
+    per_branch = np.stack(per_branch)
+
+    def entropy(q):
+        q = q[q > 0]
+        return float(-(q * np.log(q)).sum())
+
+    single = float(sum(wi * entropy(q) for wi, q in zip(w, per_branch)))
+    return single, entropy(w @ per_branch)

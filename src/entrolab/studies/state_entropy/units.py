@@ -115,7 +115,8 @@ def choose(runs: pd.DataFrame, reference: float, max_cost: float, method: str) -
     ok = means[means >= floor]
     coef = float(ok.index.max()) if len(ok) else float(means.index.min())
     return {"method": method, "coefficient": coef, "reference_return": reference, "floor": floor,
-            "within_budget": bool(len(ok)), "candidates": {str(k): float(v) for k, v in means.items()}}
+            "within_budget": bool(len(ok)), "largest_candidate": coef == float(means.index.max()),
+            "candidates": {str(k): float(v) for k, v in means.items()}}
 
 
 def _choice(study_dir: Path, method: str) -> float:
