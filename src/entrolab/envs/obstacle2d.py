@@ -133,6 +133,14 @@ def segment_hits_rectangle(
     return enter <= leave
 
 
+def point_start(key: jax.Array, params) -> EnvState:
+    """The initial state of a point task: (start_x, start_y) plus N(0, init_std^2) jitter."""
+    dtype = jnp.result_type(float)
+    start = jnp.stack([jnp.asarray(params.start_x), jnp.asarray(params.start_y)]).astype(dtype)
+    x = start + params.init_std * jax.random.normal(key, (2,), dtype)
+    return EnvState(x=x, time=jnp.zeros((), jnp.int32), num_diverged=jnp.zeros((), jnp.int32))
+
+
 class Obstacle2D(NaturalEnds[EnvState, Obstacle2DParams]):
     """Obstacle2D (see the module docstring). State `x` = position (2,)."""
 
@@ -166,10 +174,7 @@ class Obstacle2D(NaturalEnds[EnvState, Obstacle2DParams]):
         return jnp.linalg.norm(p - self.goal(params).astype(p.dtype))
 
     def reset_env(self, key, params):
-        dtype = jnp.result_type(float)
-        start = jnp.stack([jnp.asarray(params.start_x), jnp.asarray(params.start_y)]).astype(dtype)
-        x = start + params.init_std * jax.random.normal(key, (2,), dtype)
-        state = EnvState(x=x, time=jnp.zeros((), jnp.int32), num_diverged=jnp.zeros((), jnp.int32))
+        state = point_start(key, params)
         return self.observe(state, params), state
 
     def step_env(self, key, state, action, params):

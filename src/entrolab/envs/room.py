@@ -43,7 +43,7 @@ import numpy as np
 from flax import struct
 
 from entrolab.envs.core import EnvParams, EnvState, NaturalEnds
-from entrolab.envs.obstacle2d import segment_hits_rectangle
+from entrolab.envs.obstacle2d import point_start, segment_hits_rectangle
 from entrolab.envs.spaces import Box
 
 LAYOUTS = ("nominal", "wall", "elbow", "blocks", "moved_goal")
@@ -142,10 +142,7 @@ class Room(NaturalEnds[EnvState, RoomParams]):
 
     # ---- the protocol ---------------------------------------------------------------------------
     def reset_env(self, key, params):
-        dtype = jnp.result_type(float)
-        start = jnp.stack([jnp.asarray(params.start_x), jnp.asarray(params.start_y)]).astype(dtype)
-        x = start + params.init_std * jax.random.normal(key, (2,), dtype)
-        state = EnvState(x=x, time=jnp.zeros((), jnp.int32), num_diverged=jnp.zeros((), jnp.int32))
+        state = point_start(key, params)
         return self.observe(state, params), state
 
     def step_env(self, key, state, action, params):
