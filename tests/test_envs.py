@@ -27,7 +27,7 @@ def _zeros_action(env, params):
     return jnp.zeros(env.action_space(params).shape)
 
 
-@pytest.mark.parametrize("name", ENVS)
+@pytest.mark.parametrize("name", ENVS_KS_SLOW)
 def test_reset_step_jit_vmap_over_keys(name, key):
     env, params = make(name)
     keys = jax.random.split(key, 5)

@@ -232,6 +232,7 @@ def test_ks_grid_runs_with_equilibria_and_length():
     assert not np.allclose(r[0], r[4])  # E1 and E3 starts differ
 
 
+@pytest.mark.slow  # ~25 s; the attacks themselves are checked in the default suite (test_complexity.py)
 def test_the_measures_unit_reports_what_attacks_cost():
     """The study's attacked-rollout columns on an untrained policy: the excess risk under the per-state
     attack equals clean minus attacked returns computed directly, and the simulator attack costs at

@@ -14,15 +14,16 @@ from entrolab.envs import make
 from entrolab.envs.room import LAYOUTS, layout
 
 ENV, PARAMS = make("room")
+RESET, STEP = jax.jit(ENV.reset), jax.jit(ENV.step)
 
 
 def _at(x, y, params=PARAMS):
-    _, state = ENV.reset(jax.random.key(0), params)
+    _, state = RESET(jax.random.key(0), params)
     return state.replace(x=jnp.asarray([x, y], jnp.float32))
 
 
 def _step(state, action, params=PARAMS):
-    return ENV.step(jax.random.key(1), state, jnp.asarray(action, jnp.float32), params)
+    return STEP(jax.random.key(1), state, jnp.asarray(action, jnp.float32), params)
 
 
 def test_walls_and_obstacles_block_a_move():
@@ -43,7 +44,7 @@ def test_walls_and_obstacles_block_a_move():
 def test_the_goal_ends_the_episode_with_minigrids_reward():
     """Straight up the diagonal from (1.5, 1.5): the 7th move (7.5 -> 8.5) enters the goal cell
     [8, 9]^2; reward 1 - 0.9 * 7 / 200, terminated, and the next observation is a fresh start."""
-    obs, state = ENV.reset(jax.random.key(0), PARAMS)
+    obs, state = RESET(jax.random.key(0), PARAMS)
     rewards = []
     for _ in range(7):
         obs, state, reward, term, trunc, info = _step(state, [1.0, 1.0])

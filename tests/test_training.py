@@ -127,16 +127,16 @@ def test_train_cli_end_to_end(tmp_path):
     options.write_text("num_envs = 4\nnum_steps = 16\nhidden_sizes = [8]\nent_horizon = 1_000\n")
     out = tmp_path / "out"
     result = CliRunner().invoke(app, [
-        "train", "--env", "ks", "--alpha", "0,0.05", "--seeds", "1", "--steps", "64", "--options", str(options),
+        "train", "--env", "lorenz", "--alpha", "0,0.05", "--seeds", "1", "--steps", "64", "--options", str(options),
         "--set", "num_envs=2", "--set", "num_epochs=1", "--set", "num_minibatches=2", "--set", "gamma=0.9",
-        "--eval-episodes", "2", "--env-option", "max_steps_in_episode=10", "--env-option", "init=E1", "--out", str(out),
+        "--eval-episodes", "2", "--env-option", "max_steps_in_episode=10", "--env-option", "init_equilibrium=2", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     runs = pd.read_parquet(out / "runs.parquet")
     assert list(runs["alpha"]) == [0.0, 0.05]
     assert (out / runs["checkpoint"][0] / "manifest.json").is_file()
     sweep = json.loads((out / "sweep.json").read_text())
-    assert sweep["env_overrides"] == {"max_steps_in_episode": 10, "init": "E1"}
+    assert sweep["env_overrides"] == {"max_steps_in_episode": 10, "init_equilibrium": 2}
     expected = {"num_envs": 2, "num_steps": 16, "total_timesteps": 64, "num_epochs": 1, "num_minibatches": 2,
                 "hidden_sizes": [8]}
     assert {k: sweep["config"][k] for k in expected} == expected
