@@ -19,6 +19,7 @@ Randomness comes from the config's `seed` and the unit's name (`entrolab.study.u
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,10 @@ def _train(config: StateEntropyConfig, study_dir: Path, unit: Unit, out: Path, p
     alpha = _choice(study_dir, "policy") if method in ("policy", "both") else 0.0
     beta = _choice(study_dir, "state") if method in ("state", "both") else 0.0
     rollouts = int(run.removeprefix("state_r")) if run.startswith("state_r") else None
-    runs = _sweep(config, out, progress, [alpha], config.seeds, state=method in ("state", "both"), beta=beta,
-                  rollouts=rollouts, seed_offset=FINAL_SEED_OFFSET)
+    _sweep(config, out, progress, [alpha], config.seeds, state=method in ("state", "both"), beta=beta,
+           rollouts=rollouts, seed_offset=FINAL_SEED_OFFSET)
     (out / "coefficients.json").write_text(json.dumps({"run": run, "method": method, "alpha": alpha, "beta": beta,
                                                        "rollouts": rollouts}))
-    del runs
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -154,11 +154,17 @@ def layout_episodes(policy, policy_params, env, layouts, key: jax.Array, num_ste
     """One episode per layout in `layouts` (params stacked on a leading axis), for each policy of
     `policy_params` (stacked): success (P, E) (the goal reached before the time limit) and the
     positions of the episodes' steps (P, E, T, 2) with their mask (P, E, T)."""
+    num = jax.tree.leaves(layouts)[0].shape[0]
+    return _layout_program(policy, env, int(num_steps), bool(deterministic))(
+        policy_params, layouts, jax.random.split(key, num))
+
+
+@functools.lru_cache(maxsize=16)
+def _layout_program(policy, env, num_steps: int, deterministic: bool):
+    """The jitted evaluation of `layout_episodes`, one per (policy structure, env, length, mode):
+    every layout and run of a unit reuses it instead of compiling again."""
     from entrolab.agents.spaces import to_env_action
     from entrolab.rollout import rollout
-
-    num = jax.tree.leaves(layouts)[0].shape[0]
-    keys = jax.random.split(key, num)
 
     def one(pp, lp, k):
         def act(k_act, obs, state):
@@ -171,7 +177,7 @@ def layout_episodes(policy, policy_params, env, layouts, key: jax.Array, num_ste
         return jnp.any(alive & (traj.reward > 0)), traj.x, alive
 
     per_policy = jax.vmap(one, in_axes=(None, 0, 0))
-    return jax.jit(jax.vmap(per_policy, in_axes=(0, None, None)))(policy_params, layouts, keys)
+    return jax.jit(jax.vmap(per_policy, in_axes=(0, None, None)))
 
 
 def _evaluate(config: StateEntropyConfig, study_dir: Path, unit: Unit, out: Path, progress) -> None:
