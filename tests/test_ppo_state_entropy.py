@@ -27,10 +27,19 @@ def test_a_zero_coefficient_changes_nothing_and_a_positive_one_changes_training(
     jax.tree.map(np.testing.assert_array_equal, plain.params, zero.params)
     assert np.all(np.asarray(metrics["state_entropy_bonus"]) > 0)
     assert float(zero.intrinsic_stats.count) == 3 * 4 * 16  # every rollout state fed the running std
-    for target in ("advantage", "reward"):
-        on, _ = _train(PPOConfig(**SMALL, state_entropy_k=3, state_entropy_target=target), PPOHParams(state_ent_coef=1.0))
-        diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), plain.params["policy"], on.params["policy"])
-        assert max(jax.tree.leaves(diff)) > 1e-6
+    _assert_changes_training(plain, "advantage")
+
+
+@pytest.mark.slow  # one more training (~6 s); the advantage target is in the default suite
+def test_a_positive_coefficient_on_the_reward_changes_training():
+    plain, _ = _train(PPOConfig(**SMALL), PPOHParams())
+    _assert_changes_training(plain, "reward")
+
+
+def _assert_changes_training(plain, target: str) -> None:
+    on, _ = _train(PPOConfig(**SMALL, state_entropy_k=3, state_entropy_target=target), PPOHParams(state_ent_coef=1.0))
+    diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), plain.params["policy"], on.params["policy"])
+    assert max(jax.tree.leaves(diff)) > 1e-6
 
 
 def test_the_bonus_is_each_groups_knn_distance_normalised():

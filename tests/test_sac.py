@@ -450,7 +450,9 @@ def test_hparam_errors_are_clear():
 
 
 @pytest.mark.parametrize("learning_starts, log_interval", [
-    (250, 50),  # a whole warm-up chunk, the chunk in which learning starts, learning chunks
+    # a whole warm-up chunk, the chunk in which learning starts, learning chunks (slow: ~30 s; the
+    # default suite keeps the SAC learning tests, which run a warm-up too)
+    pytest.param(250, 50, marks=pytest.mark.slow),
     pytest.param(1000, 100, marks=pytest.mark.slow),
     pytest.param(400, 100, marks=pytest.mark.slow),  # one learning iteration in that chunk: decided per iteration
     pytest.param(0, 50, marks=pytest.mark.slow),
