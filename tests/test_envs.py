@@ -1,7 +1,8 @@
 """The functional environment protocol: purity, jit/vmap, auto-reset, noise,
 divergence handling and clear errors, for every registered control system
 (the probe environments have their own tests in test_probes.py; obstacle2d,
-vehicle and the quadrotors in test_precision_envs.py; the room in test_room.py)."""
+vehicle and the quadrotors in test_precision_envs.py; the room in test_room.py; the MiniGrid room, a
+grid with a fixed start, discrete actions and nothing to diverge, in test_minigrid_room.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from entrolab.envs import make, registered, replace_params
 # below assume random initial states and no natural end. Each of them would
 # also compile these environments' steps again, a few seconds apiece. Their
 # equivalents are in test_precision_envs.py (the room's, fixed start and goal, in test_room.py).
-PRECISION_TASKS = {"obstacle2d", "room", "vehicle", "vehicle_authors", "quadrotor", "quadrotor_realistic", "crazyflie",
+PRECISION_TASKS = {"obstacle2d", "room", "minigrid_room", "vehicle", "vehicle_authors", "quadrotor", "quadrotor_realistic", "crazyflie",
                    "crazyflie_realistic"}
 ENVS = [name for name in registered() if not name.startswith("probe_") and name not in PRECISION_TASKS]
 # the same, with KS (the slowest to compile) in `make test-slow` only: for tests whose KS case adds

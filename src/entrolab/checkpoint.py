@@ -29,7 +29,7 @@ import numpy as np
 from flax import serialization
 
 from entrolab._version import __version__
-from entrolab.agents.policy import GaussianPolicy
+from entrolab.agents.policy import CategoricalPolicy, GaussianPolicy
 from entrolab.agents.sac.networks import SquashedGaussianPolicy
 
 FORMAT_VERSION = 1
@@ -115,7 +115,8 @@ class LoadedPolicy:
 
 
 def _policy_classes() -> dict[str, type]:
-    return {"GaussianPolicy": GaussianPolicy, "SquashedGaussianPolicy": SquashedGaussianPolicy}
+    return {"GaussianPolicy": GaussianPolicy, "SquashedGaussianPolicy": SquashedGaussianPolicy,
+            "CategoricalPolicy": CategoricalPolicy}
 
 
 def policy_spec(policy) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The Gaussian policy of the main study, with its action-bounding scheme.
+"""The Gaussian policy of the main study, with its action-bounding scheme; a categorical policy
+for discrete actions (`CategoricalPolicy`, the MiniGrid room).
 
 `policy.apply(params, obs) -> (mean, log_std)` is pure in `params` and `obs`
 (raw observations; the running normalisation is part of `params`), so that
@@ -97,6 +98,11 @@ class GaussianPolicy:
         """Entropy of the pre-bounding Gaussian (the quantity the bonus rewards)."""
         return gaussian_entropy(log_std)
 
+    def distribution_entropy(self, mean, log_std) -> jax.Array:
+        """`entropy` from the distribution's parameters as `apply` returns them (the policies' shared
+        surface)."""
+        return self.entropy(jnp.broadcast_to(log_std, jnp.shape(mean)))
+
     def deterministic_action(self, params: dict, obs: jax.Array) -> jax.Array:
         mean, _ = self.apply(params, obs)
         return self.bound(mean)
@@ -104,3 +110,67 @@ class GaussianPolicy:
     def stochastic_action(self, key, params: dict, obs: jax.Array) -> jax.Array:
         mean, log_std = self.apply(params, obs)
         return self.bound(self.sample(key, mean, log_std)[0])
+
+
+@dataclass(frozen=True)
+class CategoricalPolicy:
+    """A softmax policy over `num_actions` discrete actions (MiniGrid's), with the same surface as
+    `GaussianPolicy` so that PPO, the checkpoints and the evaluators take either.
+
+    `apply(params, obs) -> (logits,)`; a "sample" u is the action index (int32, shape ()); the
+    entropy is the categorical's, -sum_a pi(a) log pi(a) <= log(num_actions); `bound` is the
+    identity. The logits net is stored under "mean_net" (the name every measure of a policy's
+    network reads); there is no "log_std".
+    """
+
+    obs_dim: int
+    action_dim: int  # the number of actions
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    normalize_observations: bool = True
+
+    @property
+    def mean_net(self) -> MLP:
+        return MLP(tuple(self.hidden_sizes), self.action_dim, self.activation, output_scale=0.01)
+
+    def init(self, key: jax.Array, init_log_std: jax.Array | float = 0.0) -> dict:
+        """Parameters: {"mean_net", "obs_norm": {"mean", "var"}} (`init_log_std` is ignored)."""
+        dummy = jnp.zeros((self.obs_dim,))
+        return {
+            "mean_net": self.mean_net.init(key, dummy)["params"],
+            "obs_norm": {"mean": jnp.zeros((self.obs_dim,)), "var": jnp.ones((self.obs_dim,))},
+        }
+
+    normalize = GaussianPolicy.normalize
+
+    def apply_normalized(self, params: dict, nobs: jax.Array) -> tuple[jax.Array]:
+        return (self.mean_net.apply({"params": params["mean_net"]}, nobs),)
+
+    def apply(self, params: dict, obs: jax.Array) -> tuple[jax.Array]:
+        """(logits,) for a raw observation."""
+        return self.apply_normalized(params, self.normalize(params, obs))
+
+    def bound(self, u: jax.Array) -> jax.Array:
+        return u
+
+    def sample(self, key, logits) -> tuple[jax.Array, jax.Array]:
+        u = jax.random.categorical(key, logits).astype(jnp.int32)
+        return u, self.log_prob(u, logits)
+
+    def log_prob(self, u, logits) -> jax.Array:
+        logp = jax.nn.log_softmax(logits)
+        return jnp.take_along_axis(logp, u[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def distribution_entropy(self, logits) -> jax.Array:
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+    def probabilities(self, params: dict, obs: jax.Array) -> jax.Array:
+        return jax.nn.softmax(self.apply(params, obs)[0])
+
+    def deterministic_action(self, params: dict, obs: jax.Array) -> jax.Array:
+        """The most probable action (int32)."""
+        return jnp.argmax(self.apply(params, obs)[0], axis=-1).astype(jnp.int32)
+
+    def stochastic_action(self, key, params: dict, obs: jax.Array) -> jax.Array:
+        return self.sample(key, *self.apply(params, obs))[0]

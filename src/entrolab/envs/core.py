@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from entrolab.envs.spaces import Box
+from entrolab.envs.spaces import Box, Discrete
 
 
 @struct.dataclass
@@ -118,7 +118,7 @@ class Environment(abc.ABC, Generic[S, P]):
         """Noise-free observation of a (finite) state."""
 
     @abc.abstractmethod
-    def action_space(self, params: P | None = None) -> Box: ...
+    def action_space(self, params: P | None = None) -> Box | Discrete: ...
 
     def observation_bound(self, params: P) -> float:
         """A bound on |obs_i| for noise-free observations (concrete params only)."""
@@ -160,7 +160,8 @@ class Environment(abc.ABC, Generic[S, P]):
         params = self.default_params if params is None else params
         action = self._check_action(action, params)
         key_act, key_step, key_obs, key_reset = jax.random.split(key, 4)
-        action = action + _gaussian_noise(key_act, params.action_noise_std, action)
+        if not isinstance(self.action_space(params), Discrete):  # actuation noise has no meaning on {0..n-1}
+            action = action + _gaussian_noise(key_act, params.action_noise_std, action)
 
         next_state, cost, info = self.step_env(key_step, state, action, params)
         x = next_state.x
@@ -206,6 +207,8 @@ class Environment(abc.ABC, Generic[S, P]):
                 f"{self.name}: action has shape {action.shape}, expected {space.shape} "
                 f"(one env; vmap over a batch)"
             )
+        if isinstance(space, Discrete):  # the nearest valid integer
+            return jnp.clip(jnp.round(jnp.nan_to_num(action)), 0, space.n - 1).astype(jnp.int32)
         if not jnp.issubdtype(action.dtype, jnp.floating):
             action = action.astype(jnp.float32)
         return jnp.clip(jnp.nan_to_num(action), space.low, space.high)

@@ -32,6 +32,7 @@ from entrolab.envs.probes import (
 )
 from entrolab.envs.crazyflie import Crazyflie, CrazyflieRealistic
 from entrolab.envs.quadrotor import Quadrotor, QuadrotorRealistic
+from entrolab.envs.minigrid_room import MiniGridRoom
 from entrolab.envs.room import Room
 from entrolab.envs.vehicle import Vehicle
 from entrolab.envs.vehicle_authors import AuthorsVehicle
@@ -41,6 +42,7 @@ REGISTRY: dict[str, Callable[..., Environment]] = {
     "ks": KuramotoSivashinsky,
     "obstacle2d": Obstacle2D,
     "room": Room,
+    "minigrid_room": MiniGridRoom,
     "acrobot": Acrobot,
     "vehicle": Vehicle,
     "vehicle_authors": AuthorsVehicle,

@@ -47,3 +47,42 @@ class Box:
         low = np.broadcast_to(np.asarray(self.low, np.float32), self.shape).copy()
         high = np.broadcast_to(np.asarray(self.high, np.float32), self.shape).copy()
         return gymnasium.spaces.Box(low=low, high=high, shape=self.shape, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Discrete:
+    """The integers {0, ..., n - 1} (a scalar action; gymnasium's `Discrete(n)`).
+
+    `low`, `high` and `shape` make it readable where a `Box` is (the action checks clip to
+    [low, high]); an action arrives as a scalar of any dtype and is rounded to the nearest integer.
+    """
+
+    n: int
+    shape: tuple[int, ...] = ()
+    dtype: jnp.dtype = jnp.int32
+
+    def __post_init__(self):
+        if int(self.n) < 1:
+            raise ValueError(f"Discrete needs n >= 1, got {self.n}")
+
+    @property
+    def low(self) -> int:
+        return 0
+
+    @property
+    def high(self) -> int:
+        return int(self.n) - 1
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.randint(key, self.shape, 0, self.n, self.dtype)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.shape != self.shape:
+            return jnp.asarray(False)
+        return (x >= 0) & (x < self.n) & (jnp.round(x) == x)
+
+    def to_gymnasium(self):
+        import gymnasium
+
+        return gymnasium.spaces.Discrete(int(self.n))

@@ -87,7 +87,8 @@ class PPOConfig:
         "k of the k-NN state-entropy bonus (Ashlag et al.): each rollout state earns log(1 + its distance to "
         "the k-th nearest other state of the batch), divided by a running std, times state_ent_coef; 0 = off")})
     state_entropy_features: tuple[int, ...] | None = field(default=None, metadata={"help": (
-        "observation coordinates the k-NN bonus measures distances in (default: all, raw units)")})
+        "coordinates the k-NN bonus measures distances in (default: all, raw units) of the raw observation, or "
+        "of the env's state features where it defines them (the MiniGrid room: x, y, one-hot direction)")})
     state_entropy_rollouts: int | None = field(default=None, metadata={"help": (
         "environments whose trajectories feed one k-NN estimate (the paper's rollout count; num_envs must be "
         "a multiple); default: all num_envs")})

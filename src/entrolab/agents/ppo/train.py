@@ -23,12 +23,13 @@ from flax import struct
 
 from entrolab.agents.batching import all_finite, init_one_by_one
 from entrolab.agents.networks import MLP, squashed_gaussian_entropy
-from entrolab.agents.policy import GaussianPolicy
+from entrolab.agents.policy import CategoricalPolicy, GaussianPolicy
 from entrolab.agents.ppo.config import PPOConfig, PPOHParams, entropy_coefficient
 from entrolab.agents.ppo.losses import clipped_surrogate, explained_variance, gae
 from entrolab.agents.running_stats import RunningStats, normalize
 from entrolab.agents.spaces import flat_bounded_spaces, to_env_action
 from entrolab.envs.core import Environment
+from entrolab.envs.spaces import Discrete
 from entrolab.measures.state_entropy import RunningStd, knn_intrinsic_reward
 
 
@@ -37,14 +38,15 @@ class Transition:
     """One rollout step for every environment; leading axes (T, num_envs)."""
 
     nobs: jax.Array  # normalised observation the action was chosen from
-    u: jax.Array  # pre-bounding Gaussian sample
+    u: jax.Array  # pre-bounding Gaussian sample (the action index for a categorical policy)
     log_prob: jax.Array
     value: jax.Array
     reward: jax.Array
     terminated: jax.Array
     truncated: jax.Array
     final_value: jax.Array  # V(final observation) of the step (used when the episode ended)
-    obs: jax.Array  # the raw observation (the k-NN state-entropy bonus measures distances in it)
+    obs: jax.Array  # the raw observation, or the env's `state_features` where it has them (the k-NN
+    # state-entropy bonus measures distances in it)
 
 
 @struct.dataclass
@@ -101,19 +103,38 @@ class PPO:
         self.config = config
         self.env = env
         params = env.default_params if env_params is None else env_params
-        obs_dim, action_dim, self.action_low, self.action_high = flat_bounded_spaces(env, params, "PPO")
-        self.policy = GaussianPolicy(
-            obs_dim=obs_dim,
-            action_dim=action_dim,
-            hidden_sizes=tuple(config.hidden_sizes),
-            activation=config.activation,
-            action_bounding=config.action_bounding,
-            normalize_observations=config.normalize_observations,
-        )
+        space = env.action_space(params)
+        if isinstance(space, Discrete):  # a categorical policy (MiniGrid's three actions)
+            if config.entropy_bonus == "squashed":
+                raise ValueError('entropy_bonus = "squashed" is for tanh-bounded Gaussian actions; '
+                                 f"{env.name} has discrete actions")
+            obs_shape = env.observation_space(params).shape
+            if len(obs_shape) != 1:
+                raise ValueError(f"PPO needs flat observations, got {obs_shape}")
+            self.action_low = self.action_high = None
+            self.policy = CategoricalPolicy(
+                obs_dim=obs_shape[0], action_dim=int(space.n), hidden_sizes=tuple(config.hidden_sizes),
+                activation=config.activation, normalize_observations=config.normalize_observations,
+            )
+        else:
+            obs_dim, action_dim, self.action_low, self.action_high = flat_bounded_spaces(env, params, "PPO")
+            self.policy = GaussianPolicy(
+                obs_dim=obs_dim,
+                action_dim=action_dim,
+                hidden_sizes=tuple(config.hidden_sizes),
+                activation=config.activation,
+                action_bounding=config.action_bounding,
+                normalize_observations=config.normalize_observations,
+            )
+        # the k-NN bonus's points: the env's state features where it defines them (the MiniGrid room's
+        # (x, y, direction), its observation being partial), else the raw observation
+        self.bonus_features = getattr(env, "state_features", None) if config.state_entropy_k else None
         self.critic = MLP(tuple(config.critic_hidden_sizes or config.hidden_sizes), 1, config.activation)
 
     def to_env_action(self, a: jax.Array) -> jax.Array:
-        """Affine map from [-1, 1]^m to the environment's action box."""
+        """Affine map from [-1, 1]^m to the environment's action box (discrete actions: as they are)."""
+        if self.action_low is None:
+            return a
         return to_env_action(a, self.action_low, self.action_high)
 
     # ---- pieces ---------------------------------------------------------------
@@ -141,7 +162,7 @@ class PPO:
         cfg = self.config
         k_pol, k_critic, k_env, k_state = jax.random.split(key, 4)
         full = self.policy.init(k_pol, hp.init_log_std)
-        policy = {"mean_net": full["mean_net"], "log_std": full["log_std"]}
+        policy = {k: v for k, v in full.items() if k != "obs_norm"}
         critic = self.critic.init(k_critic, jnp.zeros((self.policy.obs_dim,)))["params"]
         params = {"policy": policy, "critic": critic}
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_env, cfg.num_envs), env_params)
@@ -173,8 +194,8 @@ class PPO:
                 stats = stats.update(obs)
             nobs = self._normalize(stats, obs)
             k_act, k_env = jax.random.split(key)
-            mean, log_std = self.policy.apply_normalized(state.params["policy"], nobs)
-            u, log_prob = self.policy.sample(k_act, mean, log_std)
+            dist = self.policy.apply_normalized(state.params["policy"], nobs)
+            u, log_prob = self.policy.sample(k_act, *dist)
             value = self.value(state.params["critic"], nobs, vstats)
             next_obs, env_state, reward, term, trunc, info = step_env(
                 jax.random.split(k_env, cfg.num_envs), env_state, self.to_env_action(self.policy.bound(u)), env_params
@@ -190,7 +211,8 @@ class PPO:
                 ret_stats = ret_stats.update(disc)
                 train_reward = jnp.clip(reward / _scale(ret_stats), -hp.reward_clip, hp.reward_clip)
                 disc = jnp.where(done, 0.0, disc)
-            tr = Transition(nobs, u, log_prob, value, train_reward, term, trunc, final_value, obs)
+            points = obs if self.bonus_features is None else jax.vmap(self.bonus_features, (0, None))(env_state, env_params)
+            tr = Transition(nobs, u, log_prob, value, train_reward, term, trunc, final_value, points)
             return (next_obs, env_state, stats, ep_ret, disc, ret_stats), (tr, finished, done)
 
         key, k_roll = jax.random.split(state.key)
@@ -204,8 +226,8 @@ class PPO:
         return state, traj, finished, done
 
     def _loss(self, params, batch, advantages, returns, hp: PPOHParams, ent_coef, value_stats: RunningStats):
-        mean, log_std = self.policy.apply_normalized(params["policy"], batch.nobs)
-        log_prob = self.policy.log_prob(batch.u, mean, log_std)
+        dist = self.policy.apply_normalized(params["policy"], batch.nobs)
+        log_prob = self.policy.log_prob(batch.u, *dist)
         if self.config.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         policy_loss, approx_kl, clip_fraction = clipped_surrogate(log_prob - batch.log_prob, advantages, hp.clip_eps)
@@ -216,9 +238,9 @@ class PPO:
             value = self.value(params["critic"], batch.nobs)
         value_loss = jnp.mean((value - returns) ** 2)
         if self.config.entropy_bonus == "squashed":  # the entropy of tanh(u): bounded by d log 2
-            entropy = jnp.mean(squashed_gaussian_entropy(mean, log_std))
+            entropy = jnp.mean(squashed_gaussian_entropy(*dist))
         else:
-            entropy = jnp.mean(self.policy.entropy(log_std))
+            entropy = jnp.mean(self.policy.distribution_entropy(*dist))
         loss = policy_loss + hp.vf_coef * value_loss - ent_coef * entropy
         return loss, {
             "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
@@ -226,8 +248,8 @@ class PPO:
         }
 
     def _state_entropy_bonus(self, obs: jax.Array, stats: RunningStd) -> tuple[jax.Array, RunningStd]:
-        """(T, num_envs) k-NN intrinsic rewards log(1 + eps_k) of the rollout's raw observations (the
-        configured coordinates), each estimate over the trajectories of `state_entropy_rollouts`
+        """(T, num_envs) k-NN intrinsic rewards log(1 + eps_k) of the rollout's raw observations or state
+        features (`Transition.obs`; the configured coordinates), each estimate over the trajectories of `state_entropy_rollouts`
         environments, divided by their running std (updated with this batch first)."""
         cfg = self.config
         feats = obs if cfg.state_entropy_features is None else obs[..., jnp.asarray(cfg.state_entropy_features)]
@@ -309,7 +331,7 @@ class PPO:
             "num_episodes": num_episodes.astype(jnp.float32),
             "ent_coef": ent_coef,
             "explained_variance": explained_variance(traj.value.reshape(-1), returns.reshape(-1)),
-            "log_std_mean": jnp.mean(params["policy"]["log_std"]),
+            **({"log_std_mean": jnp.mean(params["policy"]["log_std"])} if "log_std" in params["policy"] else {}),
             "reward_scale": _scale(state.return_stats) if cfg.normalize_rewards else jnp.float32(1.0),
             **bonus_metrics,
             **jax.tree.map(jnp.mean, infos),
