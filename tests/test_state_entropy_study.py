@@ -1,5 +1,6 @@
 """The state-entropy study kind: the coefficient choice, the differences, the layout evaluator
-against a plain Python loop (default suite), and the tiny study end to end (slow: ~3 min)."""
+against a plain Python loop (default suite), and the tiny studies (the continuous room, the MiniGrid room)
+end to end (slow: ~3 and ~2 min)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entrolab.agents.policy import GaussianPolicy
+from entrolab.agents.policy import CategoricalPolicy, GaussianPolicy
 from entrolab.envs import make
 from entrolab.envs.room import layout
 from entrolab.study.config import StudyConfigError, load_config, parse_config
@@ -21,6 +22,7 @@ from entrolab.studies.state_entropy.units import choose, layout_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny-state-entropy.toml"
+TINY_GRID = ROOT / "configs" / "tiny-state-entropy-minigrid.toml"
 
 
 def test_the_largest_coefficient_within_the_budget_is_chosen():
@@ -91,10 +93,40 @@ def test_layout_episodes_match_a_python_loop_over_env_step():
     np.testing.assert_allclose(x[0, 1, -1], [3.5, 3.5])
 
 
+def test_layout_episodes_on_the_minigrid_room_match_a_python_loop():
+    """A categorical policy of the view, greedy: the evaluator's successes and cell centres against
+    env.step in a Python loop, in the nominal room and with the wall."""
+    from entrolab.envs.minigrid_room import layout as grid_layout
+
+    env, base = make("minigrid_room")
+    policy = CategoricalPolicy(obs_dim=147, action_dim=3, hidden_sizes=(8,), normalize_observations=False)
+    params = policy.init(jax.random.key(4))
+    params["mean_net"] = jax.tree.map(lambda x: 300.0 * x, params["mean_net"])  # far from uniform
+    rooms_list = [grid_layout("nominal", base), grid_layout("wall", base)]
+    rooms = jax.tree.map(lambda *x: jnp.stack(x), *rooms_list)
+    success, x, alive = layout_episodes(policy, jax.tree.map(lambda v: v[None], params), env, rooms,
+                                        jax.random.key(3), 200, True)
+    assert x.shape == (1, 2, 200, 2)
+    step, act = jax.jit(env.step), jax.jit(policy.deterministic_action)
+    for i, room in enumerate(rooms_list):
+        obs, state = env.reset(jax.random.key(0), room)
+        reached, path = False, []
+        for t in range(200):
+            obs, state, reward, term, trunc, info = step(jax.random.key(t), state, act(params, obs), room)
+            path.append(np.asarray(info["final_x"])[:2] + 0.5)
+            reached |= float(reward) > 0
+            if bool(term) or bool(trunc):
+                break
+        assert reached == bool(success[0, i]) and int(alive[0, i].sum()) == len(path)
+        np.testing.assert_array_equal(np.asarray(x[0, i])[: len(path)], np.stack(path))
+    assert len({tuple(p) for p in np.asarray(x[0, 0])}) > 1  # the policy moves
+
+
 def test_config_mistakes_are_clear_errors():
     base = {"kind": "state-entropy", "name": "x"}
     assert parse_config(base).methods == ["none", "policy", "state", "both"]
-    for change, message in [({"env": "lorenz"}, "layouts are the room"),
+    assert parse_config({**base, "env": "minigrid_room"}).env == "minigrid_room"
+    for change, message in [({"env": "lorenz"}, "layouts are the rooms"),
                             ({"ppo": {"ent_coef": 0.1}}, "cannot be set here"),
                             ({"ppo": {"state_entropy_k": 3}}, "set by \\[bonus\\]"),
                             ({"ppo": {"num_envs": 6}, "rollout_counts": [4]}, "multiple"),
@@ -149,3 +181,20 @@ def test_tiny_study_end_to_end(tmp_path):
     report = (out / "report" / "report.md").read_text()
     assert "Does state entropy buy robustness" in report and "rollouts" in report
     assert json.loads((out / "config.json").read_text())["kind"] == "state-entropy"
+
+
+@pytest.mark.slow
+def test_tiny_minigrid_study_end_to_end(tmp_path):
+    """The same study kind on the MiniGrid room (a categorical policy, the bonus on the room's state
+    features): every table, heat maps over the grid's cells."""
+    from entrolab.study.runner import run_study
+    from entrolab.study.tables import load_tables
+
+    run_study(TINY_GRID, tmp_path / "study")
+    config, tables = load_config(TINY_GRID), load_tables(tmp_path / "study")
+    assert set(tables["runs"]["run"]) == {"none", "state"}
+    assert len(tables["success"]) == 2 * config.seeds * len(config.evaluate.layouts) * 2
+    visits = tables["visits"]
+    assert set(visits["x"]) == {i + 0.5 for i in range(1, 9)}  # one bin per cell of the free room
+    nominal = visits[(visits["layout"] == "nominal") & (visits["run"] == "none")]
+    assert nominal.groupby("mode")["frequency"].sum().round(6).eq(1.0).all()

@@ -24,5 +24,8 @@ def flat_bounded_spaces(env: Environment, params, algorithm: str) -> tuple[int, 
 
 
 def to_env_action(a, low, high):
-    """The affine map from the policies' [-1, 1]^m to the env's action box [low, high]."""
+    """The affine map from the policies' [-1, 1]^m to the env's action box [low, high]; bounds None
+    (a discrete action space: the categorical policy's action index) leave `a` as it is."""
+    if low is None:
+        return a
     return low + 0.5 * (a + 1.0) * (high - low)

@@ -133,8 +133,6 @@ class PPO:
 
     def to_env_action(self, a: jax.Array) -> jax.Array:
         """Affine map from [-1, 1]^m to the environment's action box (discrete actions: as they are)."""
-        if self.action_low is None:
-            return a
         return to_env_action(a, self.action_low, self.action_high)
 
     # ---- pieces ---------------------------------------------------------------

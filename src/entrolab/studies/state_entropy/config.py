@@ -2,7 +2,7 @@
 
     kind = "state-entropy"
     name = "room-quick"
-    env = "room"                 # any env whose layouts `entrolab.envs.room.layout` makes
+    env = "room"                 # "room" (continuous) or "minigrid_room" (the authors' grid): `room_layout`
     steps = 200_000              # env steps per agent
     seeds = 10
     methods = ["none", "policy", "state", "both"]
@@ -80,6 +80,18 @@ class EvaluateSpec(Strict):
         return ["nominal", *[x for x in v if x != "nominal"]]
 
 
+def room_layout(env):
+    """The `layout(name, params, key)` of a room env (the continuous room's or the MiniGrid room's); a
+    ValueError for any other env."""
+    from entrolab.envs import minigrid_room, room
+
+    if isinstance(env, room.Room):
+        return room.layout
+    if isinstance(env, minigrid_room.MiniGridRoom):
+        return minigrid_room.layout
+    raise ValueError(f"the layouts are the rooms'; got {env.name!r} (use 'room' or 'minigrid_room')")
+
+
 class StateEntropyConfig(StudyConfigBase):
     kind: Literal["state-entropy"] = "state-entropy"
     seed: Annotated[int, Field(ge=0)] = 0
@@ -108,7 +120,6 @@ class StateEntropyConfig(StudyConfigBase):
     def _check(self):
         from entrolab.agents.options import OptionError, build
         from entrolab.envs import make
-        from entrolab.envs.room import Room
 
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods must be distinct, got {self.methods}")
@@ -116,8 +127,10 @@ class StateEntropyConfig(StudyConfigBase):
             env, _ = make(self.env, **self.env_options)
         except ValueError as err:
             raise ValueError(f"env: {err}") from None
-        if not isinstance(env, Room):
-            raise ValueError(f"env: the layouts are the room's; got {self.env!r} (use 'room')")
+        try:
+            room_layout(env)
+        except ValueError as err:
+            raise ValueError(f"env: {err}") from None
         reserved = {"ent_coef": "set by [select]", "state_ent_coef": "set by [select]",
                     **{f"state_entropy_{k}": "set by [bonus]" for k in ("k", "features", "rollouts", "target")}}
         for rollouts in [None, *self.rollout_counts]:

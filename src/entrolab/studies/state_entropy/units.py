@@ -31,7 +31,7 @@ import pandas as pd
 
 from entrolab.study.registry import Unit
 from entrolab.study.units import fingerprint, unit_key, write_parquet
-from entrolab.studies.state_entropy.config import StateEntropyConfig
+from entrolab.studies.state_entropy.config import StateEntropyConfig, room_layout
 
 FINAL_SEED_OFFSET = 1000
 
@@ -140,9 +140,9 @@ def _train(config: StateEntropyConfig, study_dir: Path, unit: Unit, out: Path, p
 def layout_batch(config: StateEntropyConfig, name: str, key: jax.Array):
     """`episodes` params of the named layout (random layouts drawn from `key`), stacked."""
     from entrolab.envs import make
-    from entrolab.envs.room import layout
 
-    _, params = make(config.env, **config.env_options)
+    env, params = make(config.env, **config.env_options)
+    layout = room_layout(env)
     keys = jax.random.split(key, config.evaluate.episodes)
     if name in ("nominal", "wall"):
         one = layout(name, params)
@@ -164,17 +164,21 @@ def _layout_program(policy, env, num_steps: int, deterministic: bool):
     """The jitted evaluation of `layout_episodes`, one per (policy structure, env, length, mode):
     every layout and run of a unit reuses it instead of compiling again."""
     from entrolab.agents.spaces import to_env_action
+    from entrolab.envs.minigrid_room import MiniGridRoom
+    from entrolab.envs.spaces import Discrete
     from entrolab.rollout import rollout
 
     def one(pp, lp, k):
         def act(k_act, obs, state):
             a = policy.deterministic_action(pp, obs) if deterministic else policy.stochastic_action(k_act, pp, obs)
-            return to_env_action(a, -1.0, 1.0)
+            return a if isinstance(env.action_space(lp), Discrete) else to_env_action(a, -1.0, 1.0)
 
         traj = rollout(env, lp, act, k, num_steps)
         done = traj.terminated | traj.truncated
         alive = jnp.concatenate([jnp.ones((1,), bool), jnp.cumsum(done)[:-1] == 0])
-        return jnp.any(alive & (traj.reward > 0)), traj.x, alive
+        # a grid cell (i, j) is the unit square [i, i + 1]^2 of the continuous room: its centre
+        pos = traj.x[:, :2] + 0.5 if isinstance(env, MiniGridRoom) else traj.x
+        return jnp.any(alive & (traj.reward > 0)), pos, alive
 
     per_policy = jax.vmap(one, in_axes=(None, 0, 0))
     return jax.jit(jax.vmap(per_policy, in_axes=(0, None, None)))
@@ -193,7 +197,7 @@ def _evaluate(config: StateEntropyConfig, study_dir: Path, unit: Unit, out: Path
     env, base = make(config.env, **config.env_options)
     steps = int(base.max_steps_in_episode)
     e = config.evaluate
-    lo, hi = 1.0, float(base.size) - 1.0
+    lo, hi = 1.0, float(getattr(base, "size", getattr(env, "size", 10))) - 1.0  # the free room
     edges = np.linspace(lo, hi, e.heatmap_bins + 1)
     rows, heat = [], []
     task = progress.add_task(f"  evaluate {run}", total=len(e.layouts) * 2) if progress is not None else None
