@@ -94,10 +94,12 @@ def worst_case_reward(mdp: FiniteMDP, policy: jax.Array, initial, alpha, kind: s
 
 def robust_value(mdp: FiniteMDP, policy: jax.Array, initial, delta: jax.Array) -> jax.Array:
     """sum_s d^pi(s) (r_pi(s) - delta(s)): the policy's occupancy-weighted reward after a state
-    reward decrease `delta` (S,)."""
+    reward decrease `delta` (S,). States the policy never visits add nothing, whatever their delta
+    (the worst case puts -inf there: 0 x inf counts as 0)."""
     pi = jnp.where(mdp.action_mask, policy, 0.0)
     r_pi = jnp.sum(pi * jnp.where(mdp.action_mask, mdp.rewards, 0.0), axis=-1)
-    return jnp.dot(occupancy(mdp, policy, initial), r_pi - delta)
+    d = occupancy(mdp, policy, initial)
+    return jnp.sum(jnp.where(d > 0, d * (r_pi - delta), 0.0))
 
 
 def project_to_set(delta: jax.Array, alpha) -> jax.Array:
