@@ -183,3 +183,59 @@ def test_hparam_errors_are_clear():
     with pytest.raises(ValueError, match="gamma out of range"):
         stack_hparams([PPOHParams(), PPOHParams(gamma=1.5)]).check()
     PPOHParams().check()
+
+
+def test_rmsprop_is_torchs():
+    """optimizer = "rmsprop" against torch's RMSprop written out in NumPy (v = 0.99 v + 0.01 g^2,
+    p -= lr g / (sqrt(v) + eps)), three steps on a quadratic, no clipping in the way."""
+    from entrolab.agents.ppo.train import make_optimizer
+
+    hp = PPOHParams(learning_rate=0.01, adam_eps=1e-8, max_grad_norm=1e9, critic_max_grad_norm=1e9)
+    tx = make_optimizer(hp, "joint", "rmsprop")
+    params = {"policy": jnp.asarray([1.0, -2.0]), "critic": jnp.asarray([0.5])}
+    state = tx.init(params)
+    p, v = {k: np.asarray(x, np.float64) for k, x in params.items()}, {k: 0.0 for k in params}
+    for _ in range(3):
+        grads = jax.tree.map(lambda x: 2.0 * x ** 3, params)
+        updates, state = tx.update(grads, state, params)
+        params = jax.tree.map(lambda a, b: a + b, params, updates)
+        for k in p:
+            g = 2.0 * p[k] ** 3
+            v[k] = 0.99 * v[k] + 0.01 * g**2
+            p[k] = p[k] - 0.01 * g / (np.sqrt(v[k]) + 1e-8)
+    for k in p:
+        np.testing.assert_allclose(np.asarray(params[k]), p[k], rtol=1e-5)
+
+
+def test_one_epoch_one_minibatch_is_the_a2c_gradient():
+    """With one epoch of one minibatch (and raw advantages), PPO's policy gradient is A2C's,
+    -mean(A grad log pi(a|s)) - c grad H, whatever clip_eps: the ratio is 1 where it is taken."""
+    from entrolab.agents.ppo.losses import gae
+    from entrolab.agents.ppo.train import PPO
+
+    env, params = make("minigrid_room")
+    cfg = PPOConfig(num_envs=4, num_steps=16, num_epochs=1, num_minibatches=1, total_timesteps=64,
+                    normalize_advantages=False, optimizer="rmsprop")
+    ppo = PPO(cfg, env, params)
+    hp = PPOHParams(clip_eps=0.05, ent_coef=0.01)
+    state = ppo.init(jax.random.key(0), hp, params)
+    # a policy far from uniform, so that the log-probabilities differ between actions
+    state = state.replace(params={**state.params, "policy": jax.tree.map(lambda x: 30.0 * x, state.params["policy"])})
+    state, traj, _, done = ppo._rollout(state, hp, params)
+    next_values = jnp.concatenate([traj.value[1:], traj.value[-1:]], axis=0)
+    adv, ret = gae(traj.reward, traj.value, next_values, traj.terminated, done, hp.gamma, hp.gae_lambda)
+    flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size, *x.shape[2:])), (traj, adv, ret))
+    batch, adv, ret = flat
+    adv = adv + jnp.linspace(-1.0, 1.0, adv.shape[0])  # nonzero advantages of both signs
+
+    g_ppo = jax.grad(lambda p: ppo._loss(p, batch, adv, ret, hp, hp.ent_coef, state.value_stats)[0])(state.params)
+
+    def a2c(policy_params):
+        (logits,) = ppo.policy.apply_normalized(policy_params, batch.nobs)
+        logp = ppo.policy.log_prob(batch.u, logits)
+        return -jnp.mean(adv * logp) - hp.ent_coef * jnp.mean(ppo.policy.distribution_entropy(logits))
+
+    g_a2c = jax.grad(a2c)(state.params["policy"])
+    for a, b in zip(jax.tree.leaves(g_ppo["policy"]), jax.tree.leaves(g_a2c)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-7)
+    assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(g_a2c)) > 1e-4

@@ -35,6 +35,7 @@ ENTROPY_BONUSES = ("gaussian", "squashed")
 
 SCHEDULES = ("constant", "linear")
 GRAD_CLIPS = ("separate", "joint")
+OPTIMIZERS = ("adam", "rmsprop")
 # the options added since the first release, at the values that reproduce its PPO bit for bit
 FIRST_RELEASE = {"normalize_rewards": False, "normalize_values": False, "grad_clip": "joint",
                  "critic_max_grad_norm": 0.5, "reward_clip": 10.0, "adam_eps": 1e-5}
@@ -83,6 +84,10 @@ class PPOConfig:
         '"separate": actor and critic gradients clipped each to its own global norm (max_grad_norm, '
         'critic_max_grad_norm); "joint": one clip over both (SB3, and entrolab before 0.2)')})
 
+    optimizer: str = field(default="adam", metadata={"help": (
+        '"adam", or "rmsprop" (decay 0.99, eps = adam_eps added outside the square root: torch\'s RMSprop, '
+        "the optimiser of A2C in torch-ac, which Ashlag et al. use; A2C = PPO with num_epochs = 1, "
+        "num_minibatches = 1, normalize_advantages = false and rmsprop)")})
     state_entropy_k: int = field(default=0, metadata={"help": (
         "k of the k-NN state-entropy bonus (Ashlag et al.): each rollout state earns log(1 + its distance to "
         "the k-th nearest other state of the batch), divided by a running std, times state_ent_coef; 0 = off")})
@@ -98,7 +103,7 @@ class PPOConfig:
 
     # options added later, with the value at which training is what it was before they existed: a
     # study's fingerprint leaves them out at that value, so adding an option retrains nothing
-    NEUTRAL = {"entropy_bonus": "gaussian", "state_entropy_k": 0}
+    NEUTRAL = {"entropy_bonus": "gaussian", "state_entropy_k": 0, "optimizer": "adam"}
     # options that only matter when another is away from its neutral value
     COMPANIONS = {"state_entropy_k": ("state_entropy_features", "state_entropy_rollouts", "state_entropy_target")}
 
@@ -130,6 +135,8 @@ class PPOConfig:
             raise ValueError(f"critic_hidden_sizes must be positive, got {self.critic_hidden_sizes}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.grad_clip not in GRAD_CLIPS:
             raise ValueError(f"grad_clip must be one of {GRAD_CLIPS}, got {self.grad_clip!r}")
         if self.state_entropy_k < 0:
@@ -178,7 +185,7 @@ class PPOHParams:
         "help": "global-norm clip of the critic's gradient (grad_clip = separate)"})
     reward_clip: float = struct.field(default=10.0, metadata={
         "help": "normalised rewards are clipped to +-this (normalize_rewards; SB3's clip_reward)"})
-    adam_eps: float = struct.field(default=1e-5, metadata={"help": "Adam's epsilon"})
+    adam_eps: float = struct.field(default=1e-5, metadata={"help": "Adam's epsilon (RMSprop's with optimizer = rmsprop)"})
     state_ent_coef: float = struct.field(default=0.0, metadata={
         "help": "coefficient beta of the k-NN state-entropy bonus (state_entropy_k > 0)"})
 

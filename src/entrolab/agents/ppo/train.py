@@ -79,8 +79,9 @@ def _labels(params: dict) -> dict:
     return {part: jax.tree.map(lambda _, part=part: part, sub) for part, sub in params.items()}
 
 
-def make_optimizer(hp: PPOHParams, grad_clip: str = "separate") -> optax.GradientTransformation:
-    """Global-norm clipping then Adam (learning rate and eps injected, so they can be traced).
+def make_optimizer(hp: PPOHParams, grad_clip: str = "separate", optimizer: str = "adam") -> optax.GradientTransformation:
+    """Global-norm clipping then Adam (learning rate and eps injected, so they can be traced), or
+    RMSprop as torch's (decay 0.99, eps outside the square root, zero initial scale).
 
     "separate": the actor's gradient is clipped to `max_grad_norm` and the critic's to
     `critic_max_grad_norm`, each on its own; "joint": one clip of both at `max_grad_norm`."""
@@ -89,7 +90,12 @@ def make_optimizer(hp: PPOHParams, grad_clip: str = "separate") -> optax.Gradien
     else:
         clip = optax.multi_transform({"policy": optax.clip_by_global_norm(hp.max_grad_norm),
                                       "critic": optax.clip_by_global_norm(hp.critic_max_grad_norm)}, _labels)
-    return optax.chain(clip, optax.inject_hyperparams(optax.adam)(learning_rate=hp.learning_rate, eps=hp.adam_eps))
+    if optimizer == "rmsprop":
+        step = optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
+            learning_rate=hp.learning_rate, decay=0.99, eps=hp.adam_eps, eps_in_sqrt=False)
+    else:
+        step = optax.inject_hyperparams(optax.adam)(learning_rate=hp.learning_rate, eps=hp.adam_eps)
+    return optax.chain(clip, step)
 
 
 def _scale(stats: RunningStats) -> jax.Array:
@@ -166,7 +172,7 @@ class PPO:
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_env, cfg.num_envs), env_params)
         return PPOState(
             params=params,
-            opt_state=make_optimizer(hp, cfg.grad_clip).init(params),
+            opt_state=make_optimizer(hp, cfg.grad_clip, cfg.optimizer).init(params),
             obs_stats=RunningStats.create((self.policy.obs_dim,), obs.dtype),
             env_state=env_state,
             obs=obs,
@@ -296,7 +302,7 @@ class PPO:
 
         value_stats = state.value_stats.update(returns.reshape(-1)) if cfg.normalize_values else state.value_stats
         flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size, *x.shape[2:])), (traj, advantages, returns))
-        tx = make_optimizer(hp, cfg.grad_clip)
+        tx = make_optimizer(hp, cfg.grad_clip, cfg.optimizer)
         grad_fn = jax.grad(self._loss, has_aux=True)
 
         def epoch(carry, key):
