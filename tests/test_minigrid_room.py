@@ -164,3 +164,24 @@ def test_ppo_learns_the_room_near_optimally():
     final = np.asarray(metrics["episode_return"])[-5:]
     assert np.all(final > 0.9325 - 0.01), final
     assert np.all(np.asarray(metrics["state_entropy_bonus"]) != 0.0)  # the bonus ran on (x, y, direction)
+
+
+def test_gymnasium_check_env_and_frames(check_env_clean):
+    """`entrolab/MiniGridRoom-v0` passes gymnasium's checker without a warning; a Discrete(3) action
+    space; frames change as the agent moves."""
+    import gymnasium
+
+    import entrolab  # noqa: F401  (registers the ids)
+
+    env = gymnasium.make("entrolab/MiniGridRoom-v0", render_mode="rgb_array")
+    check_env_clean(env.unwrapped)
+    assert env.action_space == gymnasium.spaces.Discrete(3) and env.observation_space.shape == (147,)
+    obs, _ = env.reset(seed=0)
+    frames = [env.render()]
+    obs2, reward, term, trunc, _ = env.step(2)  # forward: (1, 1) -> (2, 1): the same view (see-through walls)
+    frames.append(env.render())
+    np.testing.assert_array_equal(obs, obs2)
+    obs3, *_ = env.step(1)  # turn right: facing south, the view changes
+    assert frames[0].shape == (256, 256, 3) and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(obs2, obs3)
+    assert (reward, term, trunc) == (0.0, False, False)

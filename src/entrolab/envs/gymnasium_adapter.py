@@ -1,7 +1,7 @@
 """Gymnasium views of the functional environments.
 
 `import entrolab` registers `entrolab/Lorenz-v0`,
-`entrolab/KuramotoSivashinsky-v0`, `entrolab/Obstacle2D-v0`, `entrolab/Room-v0`,
+`entrolab/KuramotoSivashinsky-v0`, `entrolab/Obstacle2D-v0`, `entrolab/Room-v0`, `entrolab/MiniGridRoom-v0`,
 `entrolab/Acrobot-v0`, `entrolab/Vehicle-v0`, `entrolab/VehicleAuthors-v0`,
 `entrolab/Quadrotor-v0`, `entrolab/QuadrotorRealistic-v0` (the authors'
 quadrotor), `entrolab/Crazyflie-v0` and `entrolab/CrazyflieRealistic-v0`.
@@ -56,6 +56,7 @@ IDS = {
     "ks": "entrolab/KuramotoSivashinsky-v0",
     "obstacle2d": "entrolab/Obstacle2D-v0",
     "room": "entrolab/Room-v0",
+    "minigrid_room": "entrolab/MiniGridRoom-v0",
     "acrobot": "entrolab/Acrobot-v0",
     "vehicle": "entrolab/Vehicle-v0",
     "vehicle_authors": "entrolab/VehicleAuthors-v0",

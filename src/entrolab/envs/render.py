@@ -11,6 +11,8 @@ A pure function of its arguments: `state` is the functional env's state (one env
 - Kuramoto-Sivashinsky: u(x) now, the target u* (green) and the actuator centres (ticks) above;
   below, the space-time strip of the trail, newest row at the top, u coloured blue (< 0) to
   red (> 0), saturating at |u| = 3;
+- the MiniGrid room: its cells from above (y down, as MiniGrid draws it), walls grey, the goal
+  green, the agent red with a light dot on the side it faces, its trail;
 - Obstacle2D and the room: a top view of the point (red), its trail, the goal (green), the wall or
   the room's walls and obstacles (grey);
 - Acrobot: the two links from the pivot, the upright target (green), the tip's trail;
@@ -51,6 +53,7 @@ from entrolab.envs.ks import KuramotoSivashinsky
 from entrolab.envs.lorenz import Lorenz, lorenz_equilibria
 from entrolab.envs.obstacle2d import Obstacle2D
 from entrolab.envs.quadrotor import Quadrotor
+from entrolab.envs.minigrid_room import MiniGridRoom
 from entrolab.envs.room import Room
 from entrolab.envs.vehicle import Vehicle, target_position
 from entrolab.envs.vehicle_authors import AuthorsVehicle
@@ -361,6 +364,30 @@ def _draw_room(canvas, env: Room, state, params, trail) -> None:
     _point_task(canvas, p, xs, radius=0.3 * p.scale())
 
 
+def _draw_minigrid_room(canvas, env: MiniGridRoom, state, params, trail) -> None:
+    xs = _states(state, trail)
+    size = float(env.size)
+    h, w = _square(canvas)
+    p = panel(0, 0, h, w, (0.0, size), (0.0, size), margin=4)
+    up = np.array([1.0, -1.0])  # MiniGrid's y grows downwards: cell (x, y) is drawn at v = size - y
+
+    def cell(x, y, colour):
+        box(canvas, p, (x, size - y - 1.0), (x + 1.0, size - y), colour)
+
+    box(canvas, p, (0.0, 0.0), (size, size), BACKGROUND)
+    for x, y in np.argwhere(np.asarray(params.walls)):
+        cell(float(x), float(y), WALL)
+    cell(float(params.goal_x), float(params.goal_y), TARGET)
+    for i in range(1, int(size)):
+        polyline(canvas, p, p.pixels(np.array([[i, 0.0], [i, size]])), GRID)
+        polyline(canvas, p, p.pixels(np.array([[0.0, i], [size, i]])), GRID)
+    centres = (xs[:, :2] + 0.5) * up + np.array([0.0, size])
+    trail_line(canvas, p, centres)
+    marker(canvas, p, centres[-1], STATE, 0.3 * p.scale())
+    heading = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])[int(xs[-1, 2]) % 4] * up
+    dots(canvas, p, p.pixels(centres[-1] + 0.3 * heading), BACKGROUND, 0.1 * p.scale())  # the side it faces
+
+
 LINK_LENGTH_2 = 1.0  # the acrobot's l2 does not enter its dynamics (acrobot.py): drawn at 1
 
 
@@ -518,6 +545,7 @@ _DRAWERS: dict[type, tuple[Drawer, int, bool]] = {
     KuramotoSivashinsky: (_draw_ks, 1, False),
     Obstacle2D: (_draw_obstacle2d, 1, False),
     Room: (_draw_room, 1, False),
+    MiniGridRoom: (_draw_minigrid_room, 1, False),
     Acrobot: (_draw_acrobot, 1, True),
     Vehicle: (_draw_vehicle, 1, True),
     AuthorsVehicle: (_draw_vehicle_authors, 1, True),
