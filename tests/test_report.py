@@ -16,7 +16,7 @@ import pytest
 from entrolab.measures.robustness import excess_risk
 from entrolab.stats import bootstrap_ci
 from entrolab.report.document import fmt, fmt_ci
-from entrolab.studies.robustness.tables import MEASURES, correlation_table
+from entrolab.studies.robustness.tables import MEASURES, correlation_table, trend_tables
 from entrolab.study.config import CONFIG_FILE, config_json, parse_config
 from entrolab.study.report import write_report
 
@@ -89,6 +89,7 @@ def make_study(study_dir: Path, *, alphas, seeds=3, bounding=("clip",), action_n
                   fisher_states=pd.concat(fisher, ignore_index=True))
     if correlations:
         tables["correlations"] = correlation_table(complexity, risk, NUM_RESAMPLES)
+    tables["alpha_rates"], tables["trends"] = trend_tables(episodes, risk, NUM_RESAMPLES)
     (study_dir / "tables").mkdir()
     for name, df in tables.items():
         df.to_parquet(study_dir / "tables" / f"{name}.parquet", index=False)
@@ -182,6 +183,31 @@ def test_report_of_a_synthetic_study(tmp_path):
     write_report(study)
     assert not (report / "figures" / "stale.png").exists()
     assert (report / "report.md").read_text() == md
+
+
+def test_the_report_opens_with_an_answer_quoting_the_tables(tmp_path):
+    """The first section answers the study's question from the trends and alpha_rates tables: the
+    Kendall tau of the headline target (obs_noise, deterministic, the largest sigma) with its interval,
+    the rate at the smallest and at the best alpha, and the trend figure."""
+    study = tmp_path / "study"
+    tables = make_study(study, alphas=[0.0, 0.05, 0.2])
+    write_report(study)
+    md = (study / "report" / "report.md").read_text()
+    first = md.split("\n## ", 2)[1]
+    assert first.startswith("Answer\n")
+    cond = lambda df: df[(df["family"] == "obs_noise") & np.isclose(df["value"], 0.3)  # noqa: E731
+                         & (df["mode"] == "deterministic")]
+    tr = cond(tables["trends"]).iloc[0]
+    assert fmt_ci(tr["kendall_tau"], tr["kendall_tau_low"], tr["kendall_tau_high"]) in first
+    verdict = ("falls as alpha grows" if tr["kendall_tau_high"] < 0 else
+               "grows with alpha" if tr["kendall_tau_low"] > 0 else "covers 0")
+    assert verdict in first
+    rates = cond(tables["alpha_rates"]).sort_values("alpha")
+    low, best = rates.iloc[0], rates.loc[rates["rate"].idxmin()]
+    assert f"rate at alpha = 0: {fmt_ci(low['rate'], low['rate_low'], low['rate_high'])}" in first
+    if best["alpha"] != 0.0:
+        assert fmt_ci(best["rate"], best["rate_low"], best["rate_high"]) in first
+    assert "figures/alpha_trend.png" in first
 
 
 def test_report_with_one_alpha_two_variants_and_no_correlations(tmp_path):

@@ -596,6 +596,53 @@ def _trend_section(alpha_rates: pd.DataFrame, trends: pd.DataFrame | None, risk:
     return section
 
 
+def answer_section(config: RobustnessConfig, alpha_rates: pd.DataFrame | None, trends: pd.DataFrame | None,
+                   target: Target | None, trend_figure: bool) -> Section:
+    """What the study exists to answer, first: does a larger alpha lower the excess-risk rate under the
+    headline perturbation, with the seed-level trend and the rates at alpha = 0 and at the best
+    alpha, all quoted from the alpha_rates and trends tables, and the trend figure."""
+    section = Section("Answer")
+    family = target.family.replace("_", " ") if target is not None else "the perturbations"
+    section.blocks.append(f"**Question.** Does a larger entropy coefficient alpha make the trained policies more "
+                          f"robust (a lower excess-risk rate) to {family} on {config.env}?")
+    sub = _target_correlations(alpha_rates, target) if target is not None and alpha_rates is not None else None
+    tr = _target_correlations(trends, target) if target is not None and trends is not None else pd.DataFrame()
+    if sub is None or sub.empty:
+        section.blocks.append("**Answer.** Not measured: the study has no excess-risk trend tables "
+                              "(it needs two alphas and three policies).")
+        return section
+    lines = []
+    for variant in sorted(sub["variant"].unique()):
+        v = sub[sub["variant"] == variant].sort_values("alpha")
+        t = tr[tr["variant"] == variant] if not tr.empty else tr
+        head = f"{variant}: " if sub["variant"].nunique() > 1 else ""
+        if len(t):
+            r = t.iloc[0]
+            tau = fmt_ci(r["kendall_tau"], r["kendall_tau_low"], r["kendall_tau_high"])
+            if r["kendall_tau_high"] < 0:
+                verdict = "yes, here: the excess-risk rate falls as alpha grows"
+            elif r["kendall_tau_low"] > 0:
+                verdict = "no, the opposite here: the excess-risk rate grows with alpha"
+            else:
+                verdict = "not shown: the interval of the trend covers 0"
+            trend = f"{verdict} (Kendall tau between alpha and the policies' rates {tau}, 95% interval over seeds, " \
+                    f"{int(r['n'])} policies)"
+        else:
+            trend = "no trend measured (fewer than two alphas or three policies)"
+        low, best = v.iloc[0], v.loc[v["rate"].idxmin()]
+        rates = f"rate at alpha = {fmt(low['alpha'])}: {fmt_ci(low['rate'], low['rate_low'], low['rate_high'])}"
+        if best["alpha"] != low["alpha"]:
+            rates += f"; lowest, at alpha = {fmt(best['alpha'])}: {fmt_ci(best['rate'], best['rate_low'], best['rate_high'])}"
+        lines.append(f"{head}{trend}; {rates}.")
+    section.blocks.append(f"**Answer** ({target.label()}). " + " ".join(lines))
+    section.blocks.append("The rates are excess-risk rates R / |J0| averaged over seeds with 95% hierarchical "
+                          "bootstrap intervals (seeds, then episodes); details in the sections below.")
+    if trend_figure:
+        section.blocks.append(Figure("alpha_trend.png", "Excess-risk rate per alpha: every seed, and the mean with "
+                                     "its interval (the figure of the trend section)."))
+    return section
+
+
 ATTACK_COLUMNS = (("attack_excess", "episodes: per-state attack"), ("random_excess", "episodes: random"),
                   ("simulator_worst_excess", "horizon: simulator attack"),
                   ("simulator_greedy_excess", "horizon: per-state attack"),
@@ -722,6 +769,8 @@ def build_sections(config: RobustnessConfig, tables: dict[str, pd.DataFrame], fi
         target = headline_target(risk)
     if risk is not None and target is not None and table("alpha_rates") is not None:
         sections.append(_trend_section(tables["alpha_rates"], table("trends"), risk, target, palette, fig_dir))
+    trend_figure = (fig_dir / "alpha_trend.png").is_file()
+    sections.insert(0, answer_section(config, table("alpha_rates"), table("trends"), target, trend_figure))
     if complexity is not None:
         sections.append(_complexity_section(complexity, palette, fig_dir))
         attacks = _attack_section(complexity, palette, num_resamples)
