@@ -457,3 +457,19 @@ def test_measure_cli_on_an_entrolab_checkpoint_uses_its_env_and_initialisation(c
     assert row["fisher_log_std_mean"] != pytest.approx(6.0)  # SAC's state-dependent std
     assert json.loads((out / "measure.json").read_text())["env_overrides"] == {"max_steps_in_episode": 40}
     assert "state-dependent head" in (out / "report" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_measure_cli_on_a_gymnax_env_leaves_the_noise_grid_out_and_says_so(sac_zip, tmp_path):
+    from entrolab.cli import app
+
+    out = tmp_path / "measured"
+    result = CliRunner().invoke(app, ["measure", str(sac_zip[0]), "--env", "gymnax:Pendulum-v1", "--out", str(out),
+                                      "--states", "16", "--sharpness-sigmas", "0.01,0.1", "--sharpness-samples", "2",
+                                      "--sharpness-episodes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "no obs_noise_std" in result.output
+    assert not (out / "excess_risk.parquet").exists() and (out / "sharpness.parquet").is_file()
+    assert "robustness grid was left out" in (out / "report" / "report.md").read_text()
+    row = pd.read_parquet(out / "complexity.parquet").iloc[0]
+    assert np.isfinite(row["fisher_total_mean"]) and np.isfinite(row["sharpness_base_return"])

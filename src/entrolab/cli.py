@@ -346,8 +346,9 @@ def measure(
     row = tables["complexity"].iloc[0]
     if "excess_risk" in tables:
         risk = tables["excess_risk"]
-        worst = risk[risk["mode"] == "deterministic"].sort_values("obs_noise_std").iloc[-1]
-        console.print(f"deterministic return {fmt_plain(worst['return_reference'])}; at obs noise "
+        mode = settings.modes[0]
+        worst = risk[risk["mode"] == mode].sort_values("obs_noise_std").iloc[-1]
+        console.print(f"{mode} return {fmt_plain(worst['return_reference'])}; at obs noise "
                       f"{fmt_plain(worst['obs_noise_std'])}: {fmt_plain(worst['return'])} "
                       f"(excess risk {fmt_plain(worst['excess_risk'], scale=worst['return_reference'])})")
     else:

@@ -41,7 +41,6 @@ from entrolab.agents.spaces import to_env_action
 from entrolab.measures.complexity import empirical_lipschitz, norm_measures, sharpness
 from entrolab.measures.fisher import fisher_trace, summarize
 from entrolab.measures.robustness import MODES, condition_grid, evaluate_grid, excess_risk, stack_pytrees
-from entrolab.rollout import rollout
 
 PARTS = ("robustness", "visited", "complexity", "fisher", "sharpness")
 
@@ -150,10 +149,21 @@ def visited_observations(policy, params, env, env_params, key, num_states: int, 
     steps = int(env_params.max_steps_in_episode)
     episodes = max(1, -(-int(num_states) // steps))
 
-    def act(k, obs, state):
-        return to_env_action(policy.deterministic_action(params, obs), low, high)
+    def episode(key):
+        # a scan of its own rather than `rollout`, whose Trajectory wants entrolab's info["final_x"]
+        # (gymnax envs have no such key); observations only, auto-reset inside
+        k_reset, k_run = jax.random.split(key)
+        obs, state = env.reset(k_reset, env_params)
 
-    obs = jax.jit(jax.vmap(lambda k: rollout(env, env_params, act, k, steps).obs))(jax.random.split(key, episodes))
+        def body(carry, k):
+            obs, state = carry
+            action = to_env_action(policy.deterministic_action(params, obs), low, high)
+            next_obs, next_state, *_ = env.step(k, state, action, env_params)
+            return (next_obs, next_state), obs
+
+        return jax.lax.scan(body, (obs, state), jax.random.split(k_run, steps))[1]
+
+    obs = jax.jit(jax.vmap(episode))(jax.random.split(key, episodes))
     obs = np.asarray(obs).reshape(episodes * steps, -1)
     return obs[np.linspace(0, len(obs) - 1, min(int(num_states), len(obs))).round().astype(int)]
 
