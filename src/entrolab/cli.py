@@ -250,6 +250,117 @@ def landscape(
 
 
 @app.command()
+def measure(
+    policy: Path = typer.Argument(..., help="An entrolab checkpoint directory or a Stable-Baselines3 .zip "
+                                            "(PPO, A2C or SAC; read without unpickling)."),
+    env: str = typer.Option(None, help="Evaluation environment (entrolab name, e.g. lorenz); default: a "
+                                       "checkpoint's own. Required for an SB3 .zip."),
+    env_option: list[str] = typer.Option([], help="Env override KEY=VALUE (repeatable)."),
+    out: Path = typer.Option(None, help="Output directory (default: runs/measure/NAME)."),
+    obs_noise: str = typer.Option("0.05,0.1,0.2,0.5", help="Observation-noise stds of the robustness grid "
+                                                          "(0 is added as the reference)."),
+    episodes: int = typer.Option(32, help="Episodes per noise std and mode."),
+    modes: str = typer.Option("deterministic,stochastic", help="Evaluation modes: the bounded mean action "
+                                                                "(deterministic) and/or sampled actions (stochastic)."),
+    states: int = typer.Option(256, help="Visited states for the Lipschitz constant and the Fisher trace."),
+    sharpness_sigmas: str = typer.Option("0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5",
+                                         help="Perturbation scales sigma' of the sharpness grid."),
+    sharpness_samples: int = typer.Option(8, help="Perturbations per sigma'."),
+    sharpness_episodes: int = typer.Option(8, help="Episodes per perturbed return."),
+    sharpness_tolerance: float = typer.Option(0.1, help="Allowed drop in return, relative to |J|."),
+    obs_stats: Path = typer.Option(None, help="SB3 observation statistics: a .npz of mean and var "
+                                              "(entrolab.interop.save_obs_stats writes one)."),
+    vecnormalize: Path = typer.Option(None, help="SB3 VecNormalize.save file (a pickle: needs --allow-pickle)."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Permit unpickling --vecnormalize (runs code "
+                                                                    "from that file: only for a file you trust)."),
+    seed: int = typer.Option(0, help="PRNG seed."),
+) -> None:
+    """Measure one trained policy: returns and excess risk under observation noise, norms, Lipschitz
+    constant, Fisher trace and sharpness; parquet tables and a report under OUT."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from entrolab.agents.options import parse_assignments
+    from entrolab.checkpoint import CheckpointError
+    from entrolab.envs import make
+    from entrolab.measuring import MeasureSettings, load_subject, measure_policy, settings_dict
+    from entrolab.report.document import fmt_plain
+    from entrolab.report.measure import write_measure_report
+
+    errors: list[str] = []
+    overrides = _collect(errors, parse_assignments, env_option, flag="--env-option")
+    noise = _collect(errors, _parse_floats, obs_noise, "--obs-noise")
+    sigmas = _collect(errors, _parse_floats, sharpness_sigmas, "--sharpness-sigmas")
+    settings = None
+    if noise is not None and sigmas is not None:
+        settings = _collect(errors, MeasureSettings, obs_noise=tuple(noise), episodes=episodes,
+                            modes=tuple(m.strip() for m in modes.split(",") if m.strip()), states=states,
+                            sharpness_sigmas=tuple(sigmas), sharpness_samples=sharpness_samples,
+                            sharpness_episodes=sharpness_episodes, sharpness_tolerance=sharpness_tolerance,
+                            seed=seed)
+    if not policy.exists():
+        errors.append(f"policy {policy} does not exist (an entrolab checkpoint directory or an SB3 .zip)")
+    elif policy.is_file() and env is None:
+        errors.append("--env is required for a Stable-Baselines3 policy (the zip does not name an entrolab env)")
+    if errors:
+        _fail(errors)
+    made = None
+    if env is not None:
+        made = _collect(errors, make, env, **overrides)
+        if errors:
+            _fail(errors)
+    try:
+        subject = load_subject(policy, env=made, vecnormalize=vecnormalize, allow_pickle=allow_pickle,
+                               obs_stats=obs_stats)
+    except (CheckpointError, ValueError, ImportError) as err:
+        _fail([str(err)])
+    env_name = env or subject.env_name
+    if env is None:
+        if env_name is None:
+            _fail([f"{policy} does not name its env: pass --env"])
+        overrides = {**subject.env_overrides, **overrides}
+        made = _collect(errors, make, env_name, **overrides)
+        if errors:
+            _fail(errors)
+    env_obj, env_params = made
+    out = out or Path("runs") / "measure" / policy.stem
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    try:
+        with Progress(*columns, console=console) as progress:
+            tables = measure_policy(subject.policy, subject.params, env_obj, env_params, settings,
+                                    init_params=subject.init_params, env_name=env_name, progress=progress)
+    except ValueError as err:
+        _fail([str(err)])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.to_parquet(out / f"{name}.parquet", index=False)
+    p = subject.policy
+    meta = {"source": subject.source, "env": env_name, "env_overrides": overrides, "settings": settings_dict(settings),
+            "policy": {"class": type(p).__name__, "obs_dim": p.obs_dim, "action_dim": p.action_dim,
+                       "hidden_sizes": list(p.hidden_sizes), "activation": p.activation,
+                       "action_bounding": p.action_bounding,
+                       "state_dependent_std": bool(getattr(p, "state_dependent_std", False)),
+                       "normalize_observations": bool(p.normalize_observations)},
+            "tables": sorted(f"{name}.parquet" for name in tables)}
+    (out / "measure.json").write_text(json.dumps(meta, indent=2, default=str))
+    report_path = write_measure_report(out / "report", tables, meta)
+    row = tables["complexity"].iloc[0]
+    if "excess_risk" in tables:
+        risk = tables["excess_risk"]
+        mode = settings.modes[0]
+        worst = risk[risk["mode"] == mode].sort_values("obs_noise_std").iloc[-1]
+        console.print(f"{mode} return {fmt_plain(worst['return_reference'])}; at obs noise "
+                      f"{fmt_plain(worst['obs_noise_std'])}: {fmt_plain(worst['return'])} "
+                      f"(excess risk {fmt_plain(worst['excess_risk'], scale=worst['return_reference'])})")
+    else:
+        console.print(f"[yellow]note:[/yellow] {env_name} has no obs_noise_std: the robustness grid was left out")
+    console.print(f"spectral product {fmt_plain(row['spectral_product'])}, Lipschitz max "
+                  f"{fmt_plain(row['lipschitz_max'])}, Fisher trace mean {fmt_plain(row['fisher_total_mean'])}, "
+                  f"sharpness sigma' {fmt_plain(row['sharpness_sigma'])}")
+    console.print(f"[green]wrote[/green] {out}/{{{','.join(sorted(tables))}}}.parquet, {out}/measure.json, "
+                  f"{report_path}")
+
+
+@app.command()
 def study(
     config: Path = typer.Argument(..., help="Study config (TOML), e.g. configs/lorenz-quick.toml."),
     out: Path = typer.Option(None, help="Study directory (default: runs/NAME). Rerun to resume."),

@@ -62,9 +62,12 @@ def _mean_net(params: dict) -> dict:
 
 
 def _check_policy_params(policy: GaussianPolicy, params: dict) -> None:
-    if not isinstance(params, Mapping) or "mean_net" not in params or "log_std" not in params:
-        raise ValueError("params must be the policy parameters {'mean_net', 'log_std', 'obs_norm'}")
-    if jnp.shape(params["log_std"])[-1:] != (policy.action_dim,):
+    # a state-dependent std (`ImportedGaussianPolicy`: SAC's actors) is a head on the mean
+    # network's last hidden layer, {"log_std_net"}, instead of the parameter {"log_std"}
+    std_key = "log_std_net" if getattr(policy, "state_dependent_std", False) else "log_std"
+    if not isinstance(params, Mapping) or "mean_net" not in params or std_key not in params:
+        raise ValueError(f"params must be the policy parameters {{'mean_net', '{std_key}', 'obs_norm'}}")
+    if std_key == "log_std" and jnp.shape(params["log_std"])[-1:] != (policy.action_dim,):
         raise ValueError(f"params['log_std'] has shape {jnp.shape(params['log_std'])}, "
                          f"expected ({policy.action_dim},)")
     layers = dense_layers(params)
@@ -214,7 +217,7 @@ def observation_scale(policy: GaussianPolicy, params: dict) -> jax.Array:
     is 1-Lipschitz, so ||d mu / d s|| <= observation_scale * ||d mu / d x||.
     """
     if not policy.normalize_observations:
-        return jnp.ones((), jnp.result_type(params["log_std"]))
+        return jnp.ones((), jnp.result_type(dense_layers(params)[0][0]))
     return jnp.max(1.0 / jnp.sqrt(params["obs_norm"]["var"] + 1e-8))
 
 

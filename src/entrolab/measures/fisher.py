@@ -29,6 +29,19 @@ Fisher information. Under "tanh", a = tanh(u) is a bijection whose log-Jacobian
 -sum log(1 - tanh(u)^2) depends on u only, not theta, so the score and the
 Fisher w.r.t. theta are the pre-squash Gaussian's: the formula is exact.
 
+State-dependent std (`ImportedGaussianPolicy` with `state_dependent_std`: SAC's
+actors, log sigma(s) a head on the mean network's last hidden layer, clipped to
+[log_std_min, log_std_max]). theta = (mean network, log-std head), shared trunk
+included; the same moments of z give
+
+    F(s) = sum_i [ grad mu_i grad mu_i^T / sigma_i^2  +  2 grad log sigma_i grad log sigma_i^T ],
+    tr F(s) = sum_i ||grad_theta mu_i(s)||^2 / sigma_i(s)^2  +  2 sum_i ||grad_theta log sigma_i(s)||^2,
+
+(the cross terms E[z_i (z_j^2 - 1)] and, for i != j, E[z_i z_j] vanish). A clipped
+log sigma_i has zero gradient. With a state-independent log_std, grad_theta log
+sigma_i is the unit vector of log_std_i and the second sum is 2 * action_dim: the
+formula above.
+
 The observation-normalisation statistics (params["obs_norm"]) are not part of
 theta: they are running averages, not trained, and are held fixed; so are the
 observations. `fisher_trace_monte_carlo` is an independent estimator
@@ -62,6 +75,11 @@ def fisher_trace(
       "total":       their sum, tr F(s);
       "sensitivity": sum_i ||grad_{theta_mean} mu_i(s)||^2, the sigma-free sensitivity of the mean;
       "precision":   mean_i 1 / sigma_i^2 (the same for every state).
+    For a policy with `state_dependent_std` (module docstring) theta also holds the log-std head,
+    "log_std" is 2 sum_i ||grad_theta log sigma_i(s)||^2 and "precision" mean_i 1 / sigma_i(s)^2,
+    both per state: "mean" and "log_std" are the terms of mu and of sigma over all of theta (the
+    shared trunk moves both), not the blocks of parameters that `fisher_trace_monte_carlo`
+    reports; the totals are the same quantity.
     "mean" = "sensitivity" x "precision" exactly for one action dimension (and whenever the
     sigma_i are equal); in general "mean" weighs each output's sensitivity by its own 1 / sigma_i^2.
     The split says whether a correlation of the trace comes from the network or from the
@@ -79,6 +97,8 @@ def fisher_trace(
     """
     _check_policy_params(policy, params)
     observations = _check_observations(policy, observations)
+    if getattr(policy, "state_dependent_std", False):
+        return _fisher_trace_state_dependent(policy, params, observations, batch_size)
     inv_var = jnp.exp(-2.0 * params["log_std"])
 
     def parts(obs):
@@ -92,6 +112,30 @@ def fisher_trace(
     precision = jnp.full_like(mean, jnp.mean(inv_var))
     return {"mean": mean, "log_std": log_std, "total": mean + log_std, "sensitivity": sensitivity,
             "precision": precision}
+
+
+def _fisher_trace_state_dependent(policy, params: dict, observations: jax.Array,
+                                  batch_size: int | None) -> dict[str, jax.Array]:
+    """`fisher_trace` for a state-dependent std (module docstring): both blocks by `jax.jacrev`
+    of (mean, log_std) w.r.t. theta = (mean network, log-std head), per state."""
+    theta = {"mean_net": params["mean_net"], "log_std_net": params["log_std_net"]}
+
+    def parts(obs):
+        def outputs(t):
+            return policy.apply({**params, **t}, obs)
+
+        jac_mean, jac_log_std = jax.jacrev(outputs)(theta)
+        _, log_std = outputs(theta)
+        inv_var = jnp.exp(-2.0 * log_std)
+        mean_sq = _sum_squares_per_output(jac_mean, policy.action_dim)
+        log_std_sq = _sum_squares_per_output(jac_log_std, policy.action_dim)
+        return jnp.stack([jnp.sum(mean_sq * inv_var), 2.0 * jnp.sum(log_std_sq), jnp.sum(mean_sq),
+                          jnp.mean(inv_var)])
+
+    out = _map(parts, observations, batch_size)
+    mean, log_std = out[:, 0], out[:, 1]
+    return {"mean": mean, "log_std": log_std, "total": mean + log_std, "sensitivity": out[:, 2],
+            "precision": out[:, 3]}
 
 
 def fisher_trace_monte_carlo(
@@ -113,7 +157,8 @@ def fisher_trace_monte_carlo(
     observations = _check_observations(policy, observations)
     if not _is_int(num_samples) or num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples}")
-    theta = {"mean_net": params["mean_net"], "log_std": params["log_std"]}
+    std_key = "log_std_net" if getattr(policy, "state_dependent_std", False) else "log_std"
+    theta = {"mean_net": params["mean_net"], std_key: params[std_key]}
 
     def log_prob(theta, obs, u):
         mean, log_std = policy.apply({**params, **theta}, obs)
@@ -124,7 +169,7 @@ def fisher_trace_monte_carlo(
         u, _ = policy.sample(key, mean, log_std)
         score = jax.grad(log_prob)(theta, obs, jax.lax.stop_gradient(u))
         sq_mean = sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(score["mean_net"]))
-        sq_log_std = jnp.sum(score["log_std"] ** 2)
+        sq_log_std = sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(score[std_key]))
         return jnp.stack([sq_mean, sq_log_std, sq_mean + sq_log_std])
 
     def per_state(obs, key):

@@ -77,6 +77,33 @@ def fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
 
 
+def fmt_plain(x, digits: int = 4, scale=None) -> str:
+    """A number to `digits` significant digits, trailing zeros dropped, without an exponent where
+    one is not needed (1e-3 <= |x| < 1e5: "12346", "0.01235", "0.1"; else "1.235e-5"); "n/a"
+    for NaN / None / inf.
+
+    With `scale` (the size of the quantities x is a difference of), |x| <= 1e-6 |scale| is
+    float32 round-off and shows as "0", not as "-2.776e-17".
+    """
+    if x is None or not math.isfinite(float(x)):
+        return "n/a"
+    x = float(x)
+    if x == 0.0 or (scale is not None and math.isfinite(float(scale)) and abs(x) <= 1e-6 * abs(float(scale))):
+        return "0"
+    magnitude = math.floor(math.log10(abs(x)))
+    if -3 <= magnitude < 5:
+        text = f"{x:.{max(0, digits - 1 - magnitude)}f}"
+        if math.floor(math.log10(abs(float(text)))) > magnitude:
+            text = f"{x:.{max(0, digits - 2 - magnitude)}f}"  # rounding carried into the next digit
+        return _strip_zeros(text)
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{_strip_zeros(mantissa)}e{int(exponent)}"
+
+
+def _strip_zeros(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def fmt_ci(estimate, low, high) -> str:
     if not math.isfinite(float(estimate)):
         return "n/a"
