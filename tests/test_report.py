@@ -228,6 +228,7 @@ def test_report_with_one_alpha_two_variants_and_no_correlations(tmp_path):
 
 def test_formatting():
     assert fmt(float("nan")) == "n/a" and fmt(None) == "n/a" and fmt(-6.979823) == "-6.98"
+    assert fmt(-2.776e-17) == "0" and fmt(0.0) == "0" and fmt(-0.0) == "0" and fmt(3e-9) == "3e-09"
     assert fmt_ci(1.0, 0.5, 2.0) == "1 [0.5, 2]" and fmt_ci(float("nan"), 0.0, 1.0) == "n/a"
 
 

@@ -70,10 +70,14 @@ class Section:
 # Formatting
 # ---------------------------------------------------------------------------
 def fmt(x, digits: int = 4) -> str:
-    """A number to `digits` significant digits; "n/a" for NaN / None / inf."""
+    """A number to `digits` significant digits; "n/a" for NaN / None / inf. |x| < 1e-12 shows as "0":
+    no quantity of these reports is that small, and round-off (a granulated tau of -2.776e-17) is
+    not a number for people."""
     if x is None:
         return "n/a"
     x = float(x)
+    if abs(x) < 1e-12:
+        return "0"
     return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
 
 
