@@ -235,3 +235,12 @@ def test_the_statistics_on_a_synthetic_study(tmp_path):
     assert budget.loc["ppo", "mean"] == pytest.approx(ppo_rows.mean())
     assert budget.loc["sac-adaent", "mean"] == pytest.approx(sac_rows.mean())
     assert budget.loc["sac-adaent", "iqm"] == pytest.approx(scipy.stats.trim_mean(sac_rows, 0.25))
+    # the report's Answer quotes these tables: ppo's IQM is the highest, and its P(ppo > sac-adaent)
+    from entrolab.report.document import fmt_ci
+    from entrolab.studies.comparison.report import _answer_section
+
+    text = " ".join(b for b in _answer_section(t["summary"], t["improvement"], config).blocks if isinstance(b, str))
+    top = summary.loc[("ppo", "deterministic")]
+    assert f"ppo has the highest IQM, {fmt_ci(top['iqm'], top['iqm_low'], top['iqm_high'])}" in text
+    assert f"P(ppo > sac-adaent) = {fmt_ci(row['p_improvement'], row['low'], row['high'])}" in text
+    assert ("a difference" if row["low"] > 0.5 else "not a difference") in text

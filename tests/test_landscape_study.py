@@ -48,6 +48,15 @@ def test_tables_agree_with_each_other_and_with_direct_computations(study):
         assert got == pytest.approx(r0.loc[r0["init"] == init, "final_return"].iloc[0], rel=1e-9)
     assert bool(r0.loc[r0["init"] == first["init_a"].iloc[0], "reached_best"].iloc[0])
     assert not bool(r0.loc[r0["init"] == first["init_b"].iloc[0], "reached_best"].iloc[0])
+    # the report opens with the answer, quoting the summary at the first step size
+    from entrolab.report.document import fmt_ci
+
+    md = (out / "report" / "report.md").read_text()
+    answer = md.split("\n## ", 2)[1]
+    assert answer.startswith("Answer\n") and "figures/gridworld_success.png" in answer
+    const = summary[(summary["schedule"] == "constant") & np.isclose(summary["step_size"], g.step_sizes[0])]
+    low = const.sort_values("tau").iloc[0]
+    assert f"a fraction {fmt_ci(low['frac_best'], low['frac_best_low'], low['frac_best_high'])}" in answer
 
 
 def test_curvature_exact_and_lanczos_agree_at_the_most_negative_eigenvalue(study):

@@ -100,6 +100,42 @@ def _final_section(summary: pd.DataFrame, runs: pd.DataFrame, config, fig_dir: P
     return s
 
 
+def _answer_section(summary: pd.DataFrame, improvement: pd.DataFrame, config) -> Section:
+    """First: per task, the method with the highest deterministic IQM and its probability of improvement
+    over each other method, quoted from the summary and improvement tables; the final-returns figure."""
+    s = Section("Answer")
+    methods = list(config.methods)
+    s.blocks.append(f"**Question.** Which of {', '.join(methods)} ends with the higher evaluation return on each task, "
+                    "and is the difference larger than the spread between seeds?")
+    lines = []
+    for task in config.tasks:
+        det = summary[(summary["task"] == task) & (summary["mode"] == "deterministic")]
+        if det.empty:
+            continue
+        top = det.loc[det["iqm"].idxmax()]
+        parts = [f"**{task}**: {top['method']} has the highest IQM, {fmt_ci(top['iqm'], top['iqm_low'], top['iqm_high'])}"]
+        for other in methods:
+            if other == top["method"]:
+                continue
+            r = improvement[(improvement["task"] == task) & (improvement["mode"] == "deterministic") &
+                            (((improvement["method"] == top["method"]) & (improvement["versus"] == other)) |
+                             ((improvement["method"] == other) & (improvement["versus"] == top["method"])))]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            p, lo, hi = (r["p_improvement"], r["low"], r["high"]) if r["method"] == top["method"] else \
+                (1 - r["p_improvement"], 1 - r["high"], 1 - r["low"])
+            shown = "a difference" if lo > 0.5 else "not a difference at the 95% level"
+            parts.append(f"P({top['method']} > {other}) = {fmt_ci(p, lo, hi)}, {shown}")
+        lines.append("; ".join(parts) + ".")
+    s.blocks.append("**Answer.** " + " ".join(lines) if lines else "**Answer.** No evaluation returns in the tables.")
+    s.blocks.append(f"IQM over {config.seeds} seeds with 95% bootstrap intervals; P(X > Y) as in the section "
+                    "Probability of improvement.")
+    s.blocks.append(Figure("final_returns.png", "Final evaluation return per task: IQM with 95% bootstrap CI, and "
+                           "each seed (the figure of the section Final performance)."))
+    return s
+
+
 def _budget_section(budget: pd.DataFrame, config) -> Section:
     s = Section("At an equal budget")
     s.blocks.append("Where the methods trained for different numbers of env steps, the final returns above mix "
@@ -241,7 +277,8 @@ def _map_figure(m: pd.DataFrame, path: Path, title: str) -> None:
 
 def report(config: ComparisonConfig, tables: dict[str, pd.DataFrame], fig_dir: Path) -> tuple[str, list[Section]]:
     """The report's title and sections (`entrolab.study.kinds.StudyKind.report`)."""
-    sections = [_design(config), _final_section(tables["summary"], tables["runs"], config, fig_dir),
+    final = _final_section(tables["summary"], tables["runs"], config, fig_dir)
+    sections = [_answer_section(tables["summary"], tables["improvement"], config), _design(config), final,
                 _improvement_section(tables["improvement"], config)]
     budget = tables.get("equal_budget")
     if budget is not None and not budget.empty and \

@@ -42,6 +42,42 @@ def _header(config: LandscapeConfig) -> Section:
     return s
 
 
+def _answer_section(summary: pd.DataFrame | None, step: float) -> Section:
+    """First: at the first step size (the learning curves'), how often exact gradient ascent reaches the
+    better goal without entropy (the smallest tau) and at the tau where it does most often, quoted from
+    the gridworld summary; the success figure."""
+    s = Section("Answer")
+    s.blocks.append("**Question.** Does entropy regularisation (tau) help exact policy-gradient ascent reach the "
+                    "better of the gridworld's two goals?")
+    if summary is None:
+        s.blocks.append("**Answer.** Not measured here (no gridworld table); see the sections below.")
+        return s
+    const = summary[(summary["schedule"] == "constant") & np.isclose(summary["step_size"], step)].sort_values("tau")
+    if const.empty:
+        s.blocks.append(f"**Answer.** No constant-tau runs at step size {fmt(step)}.")
+        return s
+    low, best = const.iloc[0], const.loc[const["frac_best"].idxmax()]
+
+    def frac(r):
+        return fmt_ci(r["frac_best"], r["frac_best_low"], r["frac_best_high"])
+
+    text = (f"**Answer** (step size {fmt(step)}, {int(low['n'])} initialisations per tau). At tau = {fmt(low['tau'])} "
+            f"a fraction {frac(low)} of the initialisations reaches the better goal")
+    if best["tau"] != low["tau"] and best["frac_best"] > low["frac_best"]:
+        apart = best["frac_best_low"] > low["frac_best_high"]
+        text += (f"; at tau = {fmt(best['tau'])}, the most, {frac(best)}: "
+                 + ("entropy helps here (the intervals do not overlap)." if apart else
+                    "more, but the intervals overlap."))
+    else:
+        text += "; no larger tau does better."
+    s.blocks.append(text)
+    s.blocks.append("Fractions with 95% bootstrap intervals over initialisations; every tau and step size in the "
+                    "next section.")
+    s.blocks.append(Figure("gridworld_success.png", "Success and final return against step size, per tau (the "
+                           "figure of the next section)."))
+    return s
+
+
 def _success_section(summary: pd.DataFrame, fig_dir: Path) -> Section:
     s = Section("Does entropy help gradient ascent find the better goal?")
     s.blocks.append(
@@ -358,4 +394,7 @@ def report(config: LandscapeConfig, tables: dict[str, pd.DataFrame], fig_dir: Pa
                                             config.bootstrap, fig_dir, table("continuous_probes")))
     if table("policy_classes") is not None:
         sections.append(_policies_section(tables["policy_classes"], config.bootstrap, fig_dir))
-    return f"Landscape study {config.name}", sections
+    answer = _answer_section(table("gridworld_summary"), config.gridworld.step_sizes[0])
+    if not (fig_dir / "gridworld_success.png").is_file():
+        answer.blocks = [b for b in answer.blocks if not isinstance(b, Figure)]
+    return f"Landscape study {config.name}", [answer, *sections]

@@ -172,9 +172,11 @@ def report(config: StateEntropyConfig, tables: dict[str, pd.DataFrame], fig_dir:
     setting = Section("Study")
     setting.blocks.append(
         f"PPO on `{config.env}` ({config.steps} env steps per agent, options {config.ppo}); methods "
-        f"{', '.join(config.methods)}; k-NN bonus k = {config.bonus.k} on observation coordinates "
-        f"{config.bonus.features} added to the {config.bonus.target}; evaluation layouts "
-        f"{', '.join(config.evaluate.layouts)} (Ashlag et al.'s MiniGrid perturbations in continuous form, "
-        "`entrolab.envs.room`).")
+        f"{', '.join(config.methods)}; k-NN bonus k = {config.bonus.k} on coordinates {config.bonus.features} of "
+        + ("the room's state features (x, y, one-hot direction)" if config.env == "minigrid_room" else
+           "the observation") + f", added to the {config.bonus.target}; evaluation layouts "
+        f"{', '.join(config.evaluate.layouts)} (Ashlag et al.'s MiniGrid perturbations"
+        + (", `entrolab.envs.minigrid_room`)." if config.env == "minigrid_room" else
+           " in continuous form, `entrolab.envs.room`)."))
     sections.append(setting)
     return f"State-entropy study {config.name}", sections
