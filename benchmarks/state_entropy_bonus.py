@@ -68,8 +68,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--k", type=int, default=5, help="k of the k-NN bonus (default 5)")
     parser.add_argument("--rollouts", type=int, nargs="+", default=[4, 8, 16, 32])
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "state_entropy_bonus.json")
+    parser.add_argument("--env", default=ENV, help=f"environment (default {ENV}; minigrid_room: the bonus on its "
+                        "state features x, y, one-hot direction)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/state_entropy_bonus.json (state_entropy_bonus_ENV.json "
+                             "for another env)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.env == ENV else f"_{args.env}"
+        args.out = HERE / "results" / f"state_entropy_bonus{suffix}.json"
 
     import jax
     import jax.numpy as jnp
@@ -80,19 +87,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = time.perf_counter()
     info = machine_info()
-    env, params = make(ENV)
+    env, params = make(args.env)
     agents = len(COEFS) * SEEDS
     hp = stack_hparams([PPOHParams(state_ent_coef=c) for c in COEFS for _ in range(SEEDS)])
     keys = jax.random.split(jax.random.key(0), agents)
     steps_per_call = agents * args.updates * NUM_ENVS * args.num_steps
     base = {"num_envs": NUM_ENVS, "num_steps": args.num_steps, "num_minibatches": 8, "num_epochs": 10,
             "hidden_sizes": (64, 64), "total_timesteps": args.updates * NUM_ENVS * args.num_steps}
-    print(f"PPO with and without the k-NN state-entropy bonus on {ENV}: {agents} agents, {NUM_ENVS} envs x "
+    print(f"PPO with and without the k-NN state-entropy bonus on {args.env}: {agents} agents, {NUM_ENVS} envs x "
           f"{args.num_steps} steps, {args.updates} updates per call, {args.repeats} rounds; "
           f"{info['cpu_model']}, {info['cpus_usable']} usable cores, jax {info['jax']}", flush=True)
 
     # observations for the bonus step alone: uniform in [-1, 1]^d, per agent (T, E, d)
-    obs_dim = int(env.observation_space(params).shape[0])
+    if hasattr(env, "state_features"):  # the bonus's points are the env's state features
+        obs_dim = int(env.state_features(env.reset(jax.random.key(0), params)[1], params).shape[0])
+    else:
+        obs_dim = int(env.observation_space(params).shape[0])
     obs = jax.random.uniform(jax.random.key(1), (agents, args.num_steps, NUM_ENVS, obs_dim), minval=-1.0, maxval=1.0)
 
     def distances_min(o, g):  # the bonus's distance matrix, reduced by min instead of the k-th smallest
@@ -181,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     record = make_record(
         "benchmarks/state_entropy_bonus.py", argv, info, started,
-        settings={"env": ENV, "agents": agents, "state_ent_coefs": COEFS, "seeds": SEEDS, "num_envs": NUM_ENVS,
+        settings={"env": args.env, "agents": agents, "state_ent_coefs": COEFS, "seeds": SEEDS, "num_envs": NUM_ENVS,
                   "num_steps": args.num_steps, "updates_per_call": args.updates, "repeats": args.repeats,
                   "k": args.k, "epochs": 10, "minibatches": 8, "hidden_sizes": [64, 64],
                   "timing": "best of the interleaved rounds; every call from the same initial state"},
