@@ -60,6 +60,17 @@ def test_summary_and_differences_against_direct_computations():
                           for run, v in (("none", 0.0), ("state", 1.0)) for s in range(4)])
     d = differences(fixed, 100).iloc[0]
     assert (d["difference"], d["low"], d["high"]) == (1.0, 1.0, 1.0)
+    # the stored table adds the state-entropy runs against policy entropy (the paper's comparison)
+    from entrolab.studies.state_entropy.tables import _all_differences
+
+    three = pd.DataFrame([{**r, "run": "policy", "success": 0.5 * r["success"]} for r in rows if r["run"] == "none"]
+                         + rows)
+    table = _all_differences(three, 500)
+    vp = table[table["reference"] == "policy"]
+    assert set(vp["run"]) == {"state"} and len(vp) == 2
+    for _, r in vp.iterrows():
+        assert r["difference"] == pytest.approx(direct["state", r["layout"]] - 0.5 * direct["none", r["layout"]])
+    assert set(table[table["reference"] == "none"]["run"]) == {"policy", "state"}
 
 
 def test_layout_episodes_match_a_python_loop_over_env_step():

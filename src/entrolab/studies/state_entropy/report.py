@@ -33,6 +33,10 @@ def _answer(config, summary: pd.DataFrame, diffs: pd.DataFrame, mode: str, fig_d
     layouts = [x for x in config.evaluate.layouts if x in set(summary["layout"])]
     lines = []
     d = diffs[diffs["mode"] == mode] if not diffs.empty else diffs
+    if "reference" in d.columns:
+        versus_policy, d = d[d["reference"] == "policy"], d[d["reference"] == "none"]
+    else:
+        versus_policy = d.iloc[0:0]
     for run in [m for m in methods if m != "none"]:
         for layout in layouts:
             row = d[(d["run"] == run) & (d["layout"] == layout)]
@@ -47,6 +51,17 @@ def _answer(config, summary: pd.DataFrame, diffs: pd.DataFrame, mode: str, fig_d
         "and layout, the same layouts for every policy). 'higher' / 'lower' only where the interval excludes 0.")
     if lines:
         s.blocks.append(Table(("method", "layout", "success - none [95% CI]", "verdict"), tuple(lines)))
+    rows = []
+    for run in ("state", "both"):
+        for layout in layouts:
+            row = versus_policy[(versus_policy["run"] == run) & (versus_policy["layout"] == layout)]
+            if len(row):
+                r = row.iloc[0]
+                verdict = "higher" if r["low"] > 0 else "lower" if r["high"] < 0 else "not distinguishable"
+                rows.append((LABELS[run], layout, fmt_ci(r["difference"], r["low"], r["high"]), verdict))
+    if rows:
+        s.blocks.append("The paper's comparison: the state-entropy methods against policy entropy alone.")
+        s.blocks.append(Table(("method", "layout", "success - policy entropy [95% CI]", "verdict"), tuple(rows)))
     sub = summary[summary["mode"] == mode]
     rows = []
     for run in [*methods, *(f"state_r{n}" for n in config.rollout_counts)]:

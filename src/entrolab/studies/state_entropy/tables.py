@@ -59,6 +59,18 @@ def differences(success: pd.DataFrame, num_resamples: int, reference: str = "non
     return pd.DataFrame(rows)
 
 
+def _all_differences(success: pd.DataFrame, num_resamples: int) -> pd.DataFrame:
+    """Every run against the unregularised one (reference "none"), and the state-entropy runs against
+    policy entropy (reference "policy": the paper's comparison), when those runs exist."""
+    if success.empty:
+        return pd.DataFrame()
+    frames = [differences(success, num_resamples)]
+    versus_policy = success[success["run"].isin(["policy", "state", "both"])]
+    if {"policy", "state"} <= set(versus_policy["run"]) or {"policy", "both"} <= set(versus_policy["run"]):
+        frames.append(differences(versus_policy, num_resamples, reference="policy"))
+    return pd.concat(frames, ignore_index=True)
+
+
 def _concat_runs(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Runs tables of several sweeps in one: a config column that is null (JSON) in one sweep and a
     number in another (e.g. state_entropy_rollouts) becomes text, which parquet can store."""
@@ -103,7 +115,7 @@ def build_tables(study_dir: str | Path, config: StateEntropyConfig, num_resample
         "runs": _concat_runs(trained),
         "success": success,
         "success_summary": summarize(success, num_resamples) if not success.empty else pd.DataFrame(),
-        "differences": differences(success, num_resamples) if not success.empty else pd.DataFrame(),
+        "differences": _all_differences(success, num_resamples),
         "visits": concat_parquet([d / "visits.parquet" for d in evaluated]),
     }
     out = study_dir / TABLES_DIR
