@@ -620,15 +620,15 @@ def answer_section(config: RobustnessConfig, alpha_rates: pd.DataFrame | None, t
             r = t.iloc[0]
             tau = fmt_ci(r["kendall_tau"], r["kendall_tau_low"], r["kendall_tau_high"])
             if r["kendall_tau_high"] < 0:
-                verdict = "yes, here: the excess-risk rate falls as alpha grows"
+                verdict = "Yes, here: the excess-risk rate falls as alpha grows"
             elif r["kendall_tau_low"] > 0:
-                verdict = "no, the opposite here: the excess-risk rate grows with alpha"
+                verdict = "No, the opposite here: the excess-risk rate grows with alpha"
             else:
-                verdict = "not shown: the interval of the trend covers 0"
+                verdict = "Not shown: the interval of the trend covers 0"
             trend = f"{verdict} (Kendall tau between alpha and the policies' rates {tau}, 95% interval over seeds, " \
                     f"{int(r['n'])} policies)"
         else:
-            trend = "no trend measured (fewer than two alphas or three policies)"
+            trend = "No trend measured (fewer than two alphas or three policies)"
         low, best = v.iloc[0], v.loc[v["rate"].idxmin()]
         rates = f"rate at alpha = {fmt(low['alpha'])}: {fmt_ci(low['rate'], low['rate_low'], low['rate_high'])}"
         if best["alpha"] != low["alpha"]:
