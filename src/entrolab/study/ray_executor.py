@@ -138,12 +138,15 @@ def _run_unit(study_dir: str, unit: Unit, kind: tuple[str, Any], origin: dict[st
     return time.perf_counter() - t0
 
 
-def _unwrapped(err: BaseException) -> BaseException:
-    """The exception a unit raised (not Ray's wrapper), with the worker's traceback as a note."""
+def _unwrapped(err: BaseException, ray: Any, max_retries: int) -> BaseException:
+    """The exception a unit raised (not Ray's wrapper), with the worker's traceback as a note;
+    a worker that kept dying, said in words."""
     cause = getattr(err, "cause", None)
     if isinstance(cause, Exception):
         cause.add_note("raised in a Ray worker:\n" + re.sub(r"\x1b\[[0-9;]*m", "", str(err)))  # no terminal colours
         return cause
+    if isinstance(err, getattr(getattr(ray, "exceptions", None), "WorkerCrashedError", ())):
+        return StudyError(f"its Ray worker died, and so did the {max_retries} retries (WorkerCrashedError: {err})")
     return err
 
 
@@ -202,7 +205,9 @@ class RayExecutor:
                 self.ray.init(address=self.address)
         except (ConnectionError, RuntimeError, ValueError) as err:
             where = f"the Ray cluster at {self.address!r}" if self.address else "a local Ray instance"
-            hint = " (start one with `ray start --head`)" if self.address == "auto" else ""
+            hint = (" (start one with `ray start --head`)" if self.address == "auto" else
+                    " (Ray's token authentication: with an explicit address, set RAY_AUTH_MODE=token and give "
+                    "the cluster's token, ~/.ray/auth_token or RAY_AUTH_TOKEN)" if self.address else "")
             raise StudyError(f"cannot reach {where}{hint}: {err}") from err
         self._started = True
 
@@ -272,7 +277,7 @@ class RayExecutor:
                 try:
                     wall = ray.get(ref)
                 except Exception as err:  # the unit's own exception, or Ray's (worker died too often, ...)
-                    yield unit, time.perf_counter() - t0, _unwrapped(err)
+                    yield unit, time.perf_counter() - t0, _unwrapped(err, ray, self.max_retries)
                 else:
                     yield unit, wall, None
             # every task of the batch is over: what is left in the scratch area belongs to attempts
