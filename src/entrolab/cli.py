@@ -8,6 +8,7 @@ importing JAX. These lazy imports close no cycle (tests/test_architecture.py).
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import NoReturn
 
@@ -360,32 +361,65 @@ def measure(
                   f"{report_path}")
 
 
+class Executor(str, Enum):
+    """Where `entrolab study` runs its units."""
+
+    in_process = "in-process"
+    ray = "ray"
+
+
 @app.command()
 def study(
     config: Path = typer.Argument(..., help="Study config (TOML), e.g. configs/lorenz-quick.toml."),
     out: Path = typer.Option(None, help="Study directory (default: runs/NAME). Rerun to resume."),
     no_report: bool = typer.Option(False, "--no-report", help="Build the tables but not the report."),
+    executor: Executor = typer.Option(Executor.in_process, case_sensitive=False,
+                                      help="Where units run: one by one in this process, or as tasks on a Ray "
+                                           "cluster (the `ray` extra; the study dir must be on a filesystem "
+                                           "shared by every node)."),
+    address: str = typer.Option(None, help="With --executor ray: the cluster to connect to ('auto': the one "
+                                           "`ray start --head` made; default: $RAY_ADDRESS, else a new local "
+                                           "Ray instance)."),
+    cpus_per_unit: float = typer.Option(None, help="With --executor ray: CPU cores each unit asks for "
+                                                   "(default 1)."),
 ) -> None:
     """Run a study (train, perturb, measure, correlate, report); rerun the same command to resume."""
+    from contextlib import nullcontext
+
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from entrolab.study.config import StudyConfigError, load_config
     from entrolab.study.runner import StudyError, compilation_cache, run_study
 
+    ray_only = [name for name, value in (("--address", address), ("--cpus-per-unit", cpus_per_unit))
+                if value is not None]
+    if ray_only and executor is not Executor.ray:
+        _fail([f"{' and '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} for --executor ray "
+               f"(this study runs {executor.value})"])
+    if cpus_per_unit is not None and cpus_per_unit <= 0:
+        _fail([f"--cpus-per-unit must be positive, not {cpus_per_unit:g}"])
     try:
         cfg = load_config(config)
     except StudyConfigError as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {escape(str(err))}")
         raise typer.Exit(2) from err
     out = out or Path("runs") / cfg.name
-    compilation_cache(out)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
     try:
-        with Progress(*columns, console=console) as progress:
-            run_study(cfg, out, progress=progress, report=not no_report)
+        if executor is Executor.ray:
+            from entrolab.study.ray_executor import RayExecutor
+
+            runner = RayExecutor(address=address, num_cpus=1.0 if cpus_per_unit is None else cpus_per_unit)
+            runner.start()  # before the study dir is touched: a cluster that cannot be reached is an error now
+        else:
+            runner = None  # run_study's default: in process
+        compilation_cache(out)
+        with runner or nullcontext(), Progress(*columns, console=console) as progress:
+            run_study(cfg, out, executor=runner, progress=progress, report=not no_report)
     except (StudyConfigError, StudyError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {escape(str(err))}")
         raise typer.Exit(2) from err
     console.print(f"[green]study done:[/green] {out}/tables/*.parquet"
                   + ("" if no_report else f", {out}/report/index.html"))

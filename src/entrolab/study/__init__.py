@@ -8,6 +8,7 @@
 - `registry`: the SQLite registry of units (states, fingerprints, schema versions);
 - `units`: executing one unit (scratch directory, atomic publication, keys);
 - `runner`: planning, recovery, executors, the JAX compilation cache;
+- `ray_executor`: `RayExecutor`, the units as tasks on a Ray cluster (the `ray` extra);
 - `tables` / `report`: the study's tables and report, built by its kind.
 
 The kinds themselves live in `entrolab.studies`; the engine never imports them

@@ -113,6 +113,18 @@ def unregister_kind(name: str) -> None:
     _loaded.pop(name, None)
 
 
+def registration(name: str) -> Any:
+    """What `register_kind(name, ...)` was given for a registered kind: its import path, or the
+    object itself. Another process (a Ray worker) that repeats the registration
+    (`register_kind(name, registration(name))`) gets the same kind; an object is shipped by
+    pickling, so its functions must be importable there."""
+    if name in _loaded and KINDS.get(name, "").startswith("<object "):
+        return _loaded[name]
+    if name not in KINDS:
+        get_kind(name)  # raises UnknownKindError with the known names
+    return KINDS[name]
+
+
 def known_kinds() -> list[str]:
     return sorted(KINDS)
 

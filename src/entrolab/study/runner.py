@@ -50,10 +50,17 @@ REGISTRY_FILE = "registry.sqlite"
 class Executor(Protocol):
     """Runs units; yields (unit, wall seconds, error or None) as each finishes.
 
-    `on_start(unit)` is called before a unit starts (the driver marks it
-    running). The in-process executor runs units one by one in this process;
-    a distributed one (Ray: `ray.remote(execute)`) would submit them all and
-    yield in completion order.
+    `units` are ready to run (their dependencies are done); each is run with
+    `entrolab.study.units.execute(study_dir, unit, progress)`. `on_start(unit)`
+    is called before a unit starts (the driver marks it running); the driver
+    alone touches the registry, so an executor never does. An exception in a
+    unit is yielded, not raised (the driver then stops the study); a
+    KeyboardInterrupt propagates, and closing the generator early must stop
+    the units still running (their outputs are never published half-way).
+
+    `InProcessExecutor` runs units one by one in this process;
+    `entrolab.study.ray_executor.RayExecutor` submits them all to a Ray cluster
+    at once and yields them in completion order.
     """
 
     def run(self, study_dir: Path, units: Iterable[Unit], on_start: Callable[[Unit], None],
@@ -131,13 +138,23 @@ def prepare(config: StudyConfigBase, out: Path, log=None) -> Registry:
     return registry
 
 
-def compilation_cache(out: Path) -> None:
-    """Turn on JAX's persistent compilation cache, so that a resumed study does not compile
-    again: OUT/.jax_cache, or $ENTROLAB_JAX_CACHE (an empty value turns it off)."""
-    path = os.environ.get("ENTROLAB_JAX_CACHE", str(out / ".jax_cache"))
+def compilation_cache_dir(out: Path) -> str | None:
+    """Where `compilation_cache(out)` keeps compiled programs: OUT/.jax_cache, or
+    $ENTROLAB_JAX_CACHE; None when $ENTROLAB_JAX_CACHE is empty (the cache is off)."""
+    return os.environ.get("ENTROLAB_JAX_CACHE", str(Path(out) / ".jax_cache")) or None
+
+
+def enable_compilation_cache(path: str | None) -> None:
+    """Turn on JAX's persistent compilation cache at `path` in this process (None: leave it off)."""
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def compilation_cache(out: Path) -> None:
+    """Turn on JAX's persistent compilation cache, so that a resumed study does not compile
+    again: OUT/.jax_cache, or $ENTROLAB_JAX_CACHE (an empty value turns it off)."""
+    enable_compilation_cache(compilation_cache_dir(out))
 
 
 def run_study(
