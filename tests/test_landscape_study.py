@@ -1,4 +1,5 @@
-"""The landscape study kind end to end on configs/tiny-landscape.toml (seconds)."""
+"""The landscape study kind end to end on configs/tiny-landscape.toml (slow: ~45 s of study, then its
+tests), its config errors and the join of policy probes (default suite)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny-landscape.toml"
 
 
+# the tiny study takes ~45 s alone (mostly compiling); with the checkpoint probes these tests moved to
+# `make test-slow` to keep the default suite within its 10 minutes
+SLOW_STUDY = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("landscape")
@@ -25,6 +31,7 @@ def study(tmp_path_factory):
     return out, load_config(TINY), load_tables(out)
 
 
+@SLOW_STUDY
 def test_tables_agree_with_each_other_and_with_direct_computations(study):
     out, config, tables = study
     g = config.gridworld
@@ -59,6 +66,7 @@ def test_tables_agree_with_each_other_and_with_direct_computations(study):
     assert f"a fraction {fmt_ci(low['frac_best'], low['frac_best_low'], low['frac_best_high'])}" in answer
 
 
+@SLOW_STUDY
 def test_curvature_exact_and_lanczos_agree_at_the_most_negative_eigenvalue(study):
     _, _, tables = study
     curv = tables["curvature"]
@@ -66,6 +74,7 @@ def test_curvature_exact_and_lanczos_agree_at_the_most_negative_eigenvalue(study
     assert (curv["lanczos_largest"] <= curv["largest"] + 1e-9).all()  # Ritz values lie inside the spectrum
 
 
+@SLOW_STUDY
 def test_stored_final_parameters_give_the_stored_return(study):
     out, config, tables = study
     with np.load(out / "units" / "gridworld" / "constant" / "params.npz") as z:
@@ -96,6 +105,7 @@ def test_config_mistakes(change, message):
         parse_config({"kind": "landscape", "name": "x", **change})
 
 
+@SLOW_STUDY
 def test_probes_of_trained_checkpoints(tmp_path):
     """[policies]: checkpoints laid out as a study's (two untrained Lorenz policies here); the stored
     centre value is the sampled return at the checkpoint, recomputed directly with the unit's key."""
@@ -136,6 +146,7 @@ def test_probes_of_trained_checkpoints(tmp_path):
         parse_config({"kind": "landscape", "name": "p", "policies": {"study": str(tmp_path / "none")}})
 
 
+@SLOW_STUDY
 def test_continuous_std_sweep_tables(study):
     from entrolab.checkpoint import load_policy
     from entrolab.envs import make

@@ -113,17 +113,20 @@ def test_tabular_twin_matches_rollouts():
             fx = info["final_x"].astype(jnp.int32)
             goal_index = (fx[0] * 10 + fx[1]) * 4 + fx[2]
             reached = alive & info["goal"]
-            visit = jnp.zeros(400).at[index].add(jnp.where(alive, disc, 0.0))
-            # the goal state absorbs: it holds the rest of the discounted mass
-            visit = visit.at[goal_index].add(jnp.where(reached, disc * gamma / (1 - gamma), 0.0))
+            # (state, weight) of this step, and the goal state's: it absorbs the rest of the discounted mass
+            visits = jnp.stack([index, goal_index]), jnp.stack([jnp.where(alive, disc, 0.0),
+                                                                jnp.where(reached, disc * gamma / (1 - gamma), 0.0)])
             ret = jnp.where(reached, disc, 0.0)
-            return (obs, state, alive & ~info["goal"], disc * gamma), (visit, ret)
+            return (obs, state, alive & ~info["goal"], disc * gamma), (visits, ret)
 
-        _, (visits, rets) = jax.lax.scan(body, (obs, state, jnp.bool_(True), 1.0), jax.random.split(key, horizon))
-        return (1 - gamma) * visits.sum(0), rets.sum()
+        _, ((index, weight), rets) = jax.lax.scan(body, (obs, state, jnp.bool_(True), 1.0),
+                                                  jax.random.split(key, horizon))
+        return index, weight, rets.sum()
 
-    d, ret = jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(2), episodes))
-    d, ret = np.asarray(d), np.asarray(ret)
+    index, weight, ret = (np.asarray(x) for x in jax.jit(jax.vmap(episode))(
+        jax.random.split(jax.random.key(2), episodes)))
+    d = np.zeros((episodes, 400))
+    np.add.at(d, (np.arange(episodes)[:, None, None], index), (1 - gamma) * weight)
     assert 0.2 < np.mean(ret > 0) < 0.95, np.mean(ret > 0)  # the goal is reached in some episodes, not all
     se = ret.std() / np.sqrt(episodes)
     assert abs(ret.mean() - exact_value) < 4 * se

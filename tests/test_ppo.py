@@ -218,24 +218,25 @@ def test_one_epoch_one_minibatch_is_the_a2c_gradient():
                     normalize_advantages=False, optimizer="rmsprop")
     ppo = PPO(cfg, env, params)
     hp = PPOHParams(clip_eps=0.05, ent_coef=0.01)
-    state = ppo.init(jax.random.key(0), hp, params)
+    state = jax.jit(ppo.init)(jax.random.key(0), hp, params)
     # a policy far from uniform, so that the log-probabilities differ between actions
     state = state.replace(params={**state.params, "policy": jax.tree.map(lambda x: 30.0 * x, state.params["policy"])})
-    state, traj, _, done = ppo._rollout(state, hp, params)
+    state, traj, _, done = jax.jit(ppo._rollout)(state, hp, params)
     next_values = jnp.concatenate([traj.value[1:], traj.value[-1:]], axis=0)
     adv, ret = gae(traj.reward, traj.value, next_values, traj.terminated, done, hp.gamma, hp.gae_lambda)
     flat = jax.tree.map(lambda x: x.reshape((cfg.batch_size, *x.shape[2:])), (traj, adv, ret))
     batch, adv, ret = flat
     adv = adv + jnp.linspace(-1.0, 1.0, adv.shape[0])  # nonzero advantages of both signs
 
-    g_ppo = jax.grad(lambda p: ppo._loss(p, batch, adv, ret, hp, hp.ent_coef, state.value_stats)[0])(state.params)
+    g_ppo = jax.jit(jax.grad(lambda p: ppo._loss(p, batch, adv, ret, hp, hp.ent_coef, state.value_stats)[0]))(
+        state.params)
 
     def a2c(policy_params):
         (logits,) = ppo.policy.apply_normalized(policy_params, batch.nobs)
         logp = ppo.policy.log_prob(batch.u, logits)
         return -jnp.mean(adv * logp) - hp.ent_coef * jnp.mean(ppo.policy.distribution_entropy(logits))
 
-    g_a2c = jax.grad(a2c)(state.params["policy"])
+    g_a2c = jax.jit(jax.grad(a2c))(state.params["policy"])
     for a, b in zip(jax.tree.leaves(g_ppo["policy"]), jax.tree.leaves(g_a2c)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-7)
     assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(g_a2c)) > 1e-4
