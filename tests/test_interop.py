@@ -362,6 +362,7 @@ def test_measure_cli_on_an_sb3_policy(sb3, tmp_path):
     report = (out / "report" / "report.md").read_text()
     assert "Returns under observation noise" in report and "Fisher trace" in report and "Sharpness" in report
     assert "e-1" not in report.replace("e-10", "")  # no float noise such as -2.776e-17
+    assert report.split("\n## ", 2)[1].startswith("Answer\n")  # the report answers first
     assert (out / "report" / "index.html").is_file()
 
     # bad input: an env that does not fit, a missing file, an SB3 zip without --env
@@ -473,3 +474,25 @@ def test_measure_cli_on_a_gymnax_env_leaves_the_noise_grid_out_and_says_so(sac_z
     assert "robustness grid was left out" in (out / "report" / "report.md").read_text()
     row = pd.read_parquet(out / "complexity.parquet").iloc[0]
     assert np.isfinite(row["fisher_total_mean"]) and np.isfinite(row["sharpness_base_return"])
+
+
+def test_the_measure_report_answers_first_from_its_tables():
+    """No SB3 needed: the Answer quotes the strongest noise's rate (deterministic actions) and the
+    headline measures of the tables it is given."""
+    import pandas as pd
+
+    from entrolab.report.document import fmt_plain
+    from entrolab.report.measure import _answer_section
+
+    risk = pd.DataFrame({"mode": ["deterministic", "deterministic", "stochastic"], "obs_noise_std": [0.0, 0.5, 0.5],
+                         "return_reference": [-50.0, -50.0, -55.0], "return": [-50.0, -63.9, -70.0],
+                         "excess_risk_rate": [0.0, 0.278, 0.27], "excess_risk_rate_low": [0.0, 0.25, 0.2],
+                         "excess_risk_rate_high": [0.0, 0.31, 0.3]})
+    complexity = pd.DataFrame([{"spectral_product": 6.529, "fisher_total_mean": 136.9, "sharpness_sigma": 0.1}])
+    answer = _answer_section({"excess_risk": risk, "complexity": complexity}, complexity.iloc[0])
+    text = " ".join(b for b in answer.blocks if isinstance(b, str))
+    assert answer.title == "Answer"
+    assert "std 0.5 (deterministic actions) the return falls from -50 to -63.9" in text
+    assert f"rate of {fmt_plain(0.278)} [{fmt_plain(0.25)}, {fmt_plain(0.31)}]" in text
+    assert "spectral-norm product 6.529" in text and "Fisher trace 136.9" in text and "tolerance 0.1" in text
+

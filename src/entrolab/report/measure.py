@@ -132,10 +132,33 @@ def _sharpness_section(table: pd.DataFrame, row: pd.Series, meta: dict) -> Secti
     return section
 
 
+def _answer_section(tables: dict[str, pd.DataFrame], row: pd.Series) -> Section:
+    """First: what the strongest observation noise costs the deterministic policy (else the sampled
+    one), and the headline complexity, Fisher and sharpness numbers, quoted from the tables."""
+    section = Section("Answer")
+    section.blocks.append("**Question.** How robust is this policy to observation noise, and how complex and "
+                          "how sharp is it?")
+    parts = []
+    risk = tables.get("excess_risk")
+    if risk is not None and len(risk):
+        mode = "deterministic" if (risk["mode"] == "deterministic").any() else str(risk["mode"].iloc[0])
+        r = risk[risk["mode"] == mode].sort_values("obs_noise_std").iloc[-1]
+        parts.append(f"at observation noise std {fmt_plain(r['obs_noise_std'])} ({mode} actions) the return falls "
+                     f"from {fmt_plain(r['return_reference'])} to {fmt_plain(r['return'])}: an excess-risk rate of "
+                     f"{_ci(r['excess_risk_rate'], r['excess_risk_rate_low'], r['excess_risk_rate_high'], 1.0)}")
+    else:
+        parts.append("no observation-noise grid for this env")
+    parts.append(f"spectral-norm product {fmt_plain(row.get('spectral_product'))}, mean Fisher trace "
+                 f"{fmt_plain(row.get('fisher_total_mean'))}, largest parameter noise sigma' within the sharpness "
+                 f"tolerance {fmt_plain(row.get('sharpness_sigma'))}")
+    section.blocks.append("**Answer.** " + "; ".join(parts) + ". Definitions and every value below.")
+    return section
+
+
 def measure_sections(tables: dict[str, pd.DataFrame], meta: dict) -> list[Section]:
     row = tables["complexity"].iloc[0]
-    return [_policy_section(meta), _noise_section(tables, meta), _complexity_section(row), _fisher_section(row),
-            _sharpness_section(tables["sharpness"], row, meta)]
+    return [_answer_section(tables, row), _policy_section(meta), _noise_section(tables, meta),
+            _complexity_section(row), _fisher_section(row), _sharpness_section(tables["sharpness"], row, meta)]
 
 
 def write_measure_report(out: str | Path, tables: dict[str, pd.DataFrame], meta: dict) -> Path:
