@@ -50,7 +50,8 @@ def test_reset_step_jit_vmap_over_keys(name, key):
 
 @pytest.mark.parametrize(
     "name, field, values",
-    [("lorenz", "rho", [20.0, 28.0, 35.0]), ("ks", "length", [20.0, 22.0, 24.0])],
+    [("lorenz", "rho", [20.0, 28.0, 35.0]),
+     pytest.param("ks", "length", [20.0, 22.0, 24.0], marks=pytest.mark.slow)],  # ~28 s of KS compiling
 )
 def test_vmap_over_dynamics_params(name, field, values, key):
     """A dynamics shift is a vmap over params: one program, distinct physics."""

@@ -153,6 +153,7 @@ def test_categorical_policy_against_numpy():
     np.testing.assert_allclose(np.bincount(np.asarray(draws), minlength=3) / 20000, p[0], atol=0.015)
 
 
+@pytest.mark.slow  # ~15 s of training; the categorical PPO's gradient is checked in the default suite (test_ppo.py)
 def test_ppo_learns_the_room_near_optimally():
     """The shortest path takes 15 steps (7 east, a right turn, 7 south): return 1 - 0.9 * 15/200 =
     0.9325. PPO's categorical policy (with the k-NN bonus on the twin's state features, at 0) gets

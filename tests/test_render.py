@@ -28,7 +28,8 @@ def _moved(state):
     return state.replace(x=jnp.asarray(x + 0.5 * (1.0 + np.abs(x)), state.x.dtype))
 
 
-@pytest.mark.parametrize("name", sorted(IDS) + ["probe_obs_action"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "ks" else n  # KS: ~12 s
+                                  for n in sorted(IDS)] + ["probe_obs_action"])
 def test_a_frame_is_the_state_drawn(name):
     """(H, W, 3) uint8; a function of the state (same state, same frame; a moved state, another);
     the trail shows. The probe stands for every env without a drawing of its own (bars of the

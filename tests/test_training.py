@@ -173,6 +173,7 @@ def test_options_command_lists_the_dataclass_fields():
     assert bad.exit_code == 2 and "unknown algorithm 'dqn'" in bad.output
 
 
+@pytest.mark.slow  # ~23 s; the PPO CLI end to end stays in the default suite, SAC sweeps in test_sac / test_comparison
 def test_sac_and_adaent_sweeps_through_the_cli(tmp_path):
     """`entrolab train --algo sac-adaent`: one program per sweep, rows in runs.parquet,
     checkpoints of the squashed policy that load and act."""

@@ -43,9 +43,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from entrolab.agents.networks import gaussian_entropy, gaussian_log_prob, tanh_log_det_jacobian
-
-BOUNDINGS = ("clip", "tanh")
+from entrolab.agents.policy import BOUNDINGS, GaussianActions
 
 # torch.nn's activations with their default arguments, as jax functions
 ACTIVATIONS = {
@@ -66,8 +64,9 @@ FLAX_ACTIVATIONS = {"tanh": "tanh", "relu": "relu", "gelu": "gelu_tanh", "silu":
 
 
 @dataclass(frozen=True)
-class ImportedGaussianPolicy:
-    """A Gaussian MLP policy in entrolab's action frame (see the module docstring)."""
+class ImportedGaussianPolicy(GaussianActions):
+    """A Gaussian MLP policy in entrolab's action frame (see the module docstring); its distribution
+    (bounding, sampling, log-density, entropy, actions) is `GaussianActions`', as GaussianPolicy's."""
 
     obs_dim: int
     action_dim: int
@@ -126,38 +125,6 @@ class ImportedGaussianPolicy:
         else:
             log_std = jnp.broadcast_to(params["log_std"], mean.shape)
         return mean, log_std
-
-    def apply(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(mean, log_std) of the pre-bounding Gaussian for a raw observation."""
-        return self.apply_normalized(params, self.normalize(params, obs))
-
-    # ---- the distribution ---------------------------------------------------
-    def bound(self, u: jax.Array) -> jax.Array:
-        """The action in [-1, 1]^m for a pre-bounding sample u."""
-        return jnp.clip(u, -1.0, 1.0) if self.action_bounding == "clip" else jnp.tanh(u)
-
-    def sample(self, key, mean, log_std) -> tuple[jax.Array, jax.Array]:
-        """(u, log_prob(u)); the action is `bound(u)`."""
-        u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
-        return u, self.log_prob(u, mean, log_std)
-
-    def log_prob(self, u, mean, log_std) -> jax.Array:
-        """The pre-clip Gaussian's log-density ("clip", as PPO's learner uses it), or that of tanh(u)."""
-        logp = gaussian_log_prob(u, mean, log_std)
-        if self.action_bounding == "tanh":
-            logp = logp - tanh_log_det_jacobian(u)
-        return logp
-
-    def entropy(self, log_std) -> jax.Array:
-        return gaussian_entropy(log_std)
-
-    def deterministic_action(self, params: dict, obs: jax.Array) -> jax.Array:
-        mean, _ = self.apply(params, obs)
-        return self.bound(mean)
-
-    def stochastic_action(self, key, params: dict, obs: jax.Array) -> jax.Array:
-        mean, log_std = self.apply(params, obs)
-        return self.bound(self.sample(key, mean, log_std)[0])
 
 
 def from_squashed_gaussian(policy, params: dict) -> tuple[ImportedGaussianPolicy, dict]:

@@ -38,49 +38,19 @@ from entrolab.agents.running_stats import normalize
 BOUNDINGS = ("clip", "tanh")
 
 
-@dataclass(frozen=True)
-class GaussianPolicy:
-    obs_dim: int
-    action_dim: int
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
-    action_bounding: str = "clip"
-    normalize_observations: bool = True
+class GaussianActions:
+    """The Gaussian action distribution with its bounding, for any policy class with
+    `apply(params, obs) -> (mean, log_std)` and an `action_bounding` field ("clip" or "tanh"):
+    `GaussianPolicy` and the imported SB3 policies (`entrolab.agents.imported`) share it."""
 
-    def __post_init__(self):
-        if self.action_bounding not in BOUNDINGS:
-            raise ValueError(f"action_bounding must be one of {BOUNDINGS}, got {self.action_bounding!r}")
-
-    @property
-    def mean_net(self) -> MLP:
-        return MLP(tuple(self.hidden_sizes), self.action_dim, self.activation, output_scale=0.01)
-
-    def init(self, key: jax.Array, init_log_std: jax.Array | float = 0.0) -> dict:
-        """Parameters: {"mean_net", "log_std", "obs_norm": {"mean", "var"}}."""
-        dummy = jnp.zeros((self.obs_dim,))
-        return {
-            "mean_net": self.mean_net.init(key, dummy)["params"],
-            "log_std": jnp.full((self.action_dim,), init_log_std, jnp.float32),
-            "obs_norm": {"mean": jnp.zeros((self.obs_dim,)), "var": jnp.ones((self.obs_dim,))},
-        }
-
-    def normalize(self, params: dict, obs: jax.Array) -> jax.Array:
-        if not self.normalize_observations:
-            return obs
-        return normalize(obs, params["obs_norm"]["mean"], params["obs_norm"]["var"])
-
-    def apply_normalized(self, params: dict, nobs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(mean, log_std) from an already normalised observation."""
-        mean = self.mean_net.apply({"params": params["mean_net"]}, nobs)
-        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
+    action_bounding: str
 
     def apply(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(mean, log_std) of the pre-bounding Gaussian for a raw observation."""
         return self.apply_normalized(params, self.normalize(params, obs))
 
-    # ---- the distribution -------------------------------------------------
     def bound(self, u: jax.Array) -> jax.Array:
-        """The action the environment receives for a pre-bounding sample u."""
+        """The action the environment receives (in [-1, 1]^m) for a pre-bounding sample u."""
         return jnp.clip(u, -1.0, 1.0) if self.action_bounding == "clip" else jnp.tanh(u)
 
     def sample(self, key, mean, log_std) -> tuple[jax.Array, jax.Array]:
@@ -89,6 +59,7 @@ class GaussianPolicy:
         return u, self.log_prob(u, mean, log_std)
 
     def log_prob(self, u, mean, log_std) -> jax.Array:
+        """The pre-clip Gaussian's log-density ("clip": the clip is part of the env), or that of tanh(u)."""
         logp = gaussian_log_prob(u, mean, log_std)
         if self.action_bounding == "tanh":
             logp = logp - tanh_log_det_jacobian(u)
@@ -110,6 +81,45 @@ class GaussianPolicy:
     def stochastic_action(self, key, params: dict, obs: jax.Array) -> jax.Array:
         mean, log_std = self.apply(params, obs)
         return self.bound(self.sample(key, mean, log_std)[0])
+
+
+def _init_net(net: MLP, obs_dim: int, key: jax.Array) -> dict:
+    """{"mean_net": net's initial parameters, "obs_norm": the identity normalisation}."""
+    return {"mean_net": net.init(key, jnp.zeros((obs_dim,)))["params"],
+            "obs_norm": {"mean": jnp.zeros((obs_dim,)), "var": jnp.ones((obs_dim,))}}
+
+
+@dataclass(frozen=True)
+class GaussianPolicy(GaussianActions):
+    obs_dim: int
+    action_dim: int
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    action_bounding: str = "clip"
+    normalize_observations: bool = True
+
+    def __post_init__(self):
+        if self.action_bounding not in BOUNDINGS:
+            raise ValueError(f"action_bounding must be one of {BOUNDINGS}, got {self.action_bounding!r}")
+
+    @property
+    def mean_net(self) -> MLP:
+        return MLP(tuple(self.hidden_sizes), self.action_dim, self.activation, output_scale=0.01)
+
+    def init(self, key: jax.Array, init_log_std: jax.Array | float = 0.0) -> dict:
+        """Parameters: {"mean_net", "log_std", "obs_norm": {"mean", "var"}}."""
+        return {**_init_net(self.mean_net, self.obs_dim, key),
+                "log_std": jnp.full((self.action_dim,), init_log_std, jnp.float32)}
+
+    def normalize(self, params: dict, obs: jax.Array) -> jax.Array:
+        if not self.normalize_observations:
+            return obs
+        return normalize(obs, params["obs_norm"]["mean"], params["obs_norm"]["var"])
+
+    def apply_normalized(self, params: dict, nobs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(mean, log_std) from an already normalised observation."""
+        mean = self.mean_net.apply({"params": params["mean_net"]}, nobs)
+        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
 
 
 @dataclass(frozen=True)
@@ -135,11 +145,7 @@ class CategoricalPolicy:
 
     def init(self, key: jax.Array, init_log_std: jax.Array | float = 0.0) -> dict:
         """Parameters: {"mean_net", "obs_norm": {"mean", "var"}} (`init_log_std` is ignored)."""
-        dummy = jnp.zeros((self.obs_dim,))
-        return {
-            "mean_net": self.mean_net.init(key, dummy)["params"],
-            "obs_norm": {"mean": jnp.zeros((self.obs_dim,)), "var": jnp.ones((self.obs_dim,))},
-        }
+        return _init_net(self.mean_net, self.obs_dim, key)
 
     normalize = GaussianPolicy.normalize
 
