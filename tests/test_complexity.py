@@ -561,6 +561,7 @@ def test_simulator_attack_on_lorenz_beats_random_and_greedy_and_its_clean_cost_i
     assert np.all(np.linalg.norm(np.asarray(out["delta"]), axis=-1) <= eps * (1 + 1e-5))
 
 
+@pytest.mark.slow  # ~16 s (default-suite budget)
 def test_attacked_episodes_pair_with_clean_ones_and_match_the_analytic_cost_on_a_probe():
     """On probe_obs_action the policy mu(o) = 0.5 o is optimal (clean return 0) and any observation shift
     delta costs (0.5 delta)^2; the per-state attack uses the whole budget (|delta| = eps), so every

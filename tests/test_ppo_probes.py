@@ -199,6 +199,7 @@ def test_squashed_entropy_against_quadrature_of_the_density(mu, sigma):
     assert h <= np.log(2.0)  # at most the uniform distribution's entropy on [-1, 1]
 
 
+@pytest.mark.slow  # ~16 s (default-suite budget); the Gaussian bonus's optimum stays in the default suite
 def test_a_squashed_entropy_bonus_is_bounded_and_ppo_finds_its_maximum():
     """probe_constant: the reward does not depend on the action, so only the bonus moves the policy.
     With the squashed action's entropy as the bonus, PPO converges to the Gaussian whose tanh has

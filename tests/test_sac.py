@@ -165,7 +165,7 @@ def test_alpha_loss_raises_alpha_below_the_target_entropy_and_polyak():
 @pytest.mark.parametrize("name, obs", [
     ("probe_constant", [0.0]),
     ("probe_obs_reward", [1.0, -1.0]),
-    ("probe_discount", [0.0, 1.0]),
+    pytest.param("probe_discount", [0.0, 1.0], marks=pytest.mark.slow),  # ~11 s (default-suite budget)
 ])
 def test_soft_critic_learns_the_known_values(name, obs):
     env, params, trainer, state, metrics = _train(name)
@@ -263,6 +263,7 @@ AUTO = dict(auto_alpha=True, target_entropy=-0.5)
 AUTO_HP = (("alpha", 0.2),)
 
 
+@pytest.mark.slow  # ~12 s (default-suite budget)
 def test_automatic_alpha_finds_the_coefficient_whose_optimum_has_the_target_entropy():
     """On probe_action the soft-optimal entropy H*(alpha) is known (above); automatic alpha
     must move the entropy to the target and alpha to the root of H*(alpha) = target
@@ -283,6 +284,7 @@ def test_default_target_entropy_is_minus_the_action_dimension():
     assert make_train(SACConfig(**{**BASE, "total_timesteps": 400}), env, params).target_entropy == -1.0
 
 
+@pytest.mark.slow  # ~17 s (default-suite budget); AdaEnt's switch is tested in the default suite
 def test_adaent_with_threshold_zero_is_sac_exactly():
     """Shifted cosine similarities are >= 0, so threshold 0 never switches; AdaEnt's extra
     critics and draws use their own keys, so actor, soft critics and alpha are SAC's

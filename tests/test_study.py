@@ -285,6 +285,7 @@ def test_an_edited_config_redoes_only_what_it_changes(uninterrupted, tmp_path):
     pd.testing.assert_frame_equal(full["complexity"], tables["complexity"])
 
 
+@pytest.mark.slow  # ~30 s; resuming after a failure stays in the default suite (test_engine.py)
 def test_sigkill_then_resume_gives_the_same_study(uninterrupted):
     """Kill the study (SIGKILL, no cleanup) while a unit after the first is running,
     rerun the same command, and compare every table with the uninterrupted study."""
