@@ -197,7 +197,8 @@ def _evaluate(config: StateEntropyConfig, study_dir: Path, unit: Unit, out: Path
     env, base = make(config.env, **config.env_options)
     steps = int(base.max_steps_in_episode)
     e = config.evaluate
-    lo, hi = 1.0, float(getattr(base, "size", getattr(env, "size", 10))) - 1.0  # the free room
+    # the free room: [1, size - 1]^2 (the continuous room's size is a param, the grid's a static option)
+    lo, hi = 1.0, float(base.size if hasattr(base, "size") else env.size) - 1.0
     edges = np.linspace(lo, hi, e.heatmap_bins + 1)
     rows, heat = [], []
     task = progress.add_task(f"  evaluate {run}", total=len(e.layouts) * 2) if progress is not None else None
